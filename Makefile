@@ -1,0 +1,45 @@
+# One task runner: `make run`, `make test`, `make lint`, `make bench`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test lint format bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
+	$(BIN)/pip install --quiet -e ".[test]"
+	touch $@
+
+## Install and start the service on its embedded defaults (SQLite in ./.textbridge, simulator).
+run: $(VENV)/.installed
+	$(BIN)/textbridge serve
+
+## Install the test tools and run the whole suite on SQLite and PostgreSQL, then the linters.
+test: $(VENV)/.installed-test
+	scripts/ensure-postgres
+	$(BIN)/python -m pytest
+	$(MAKE) --no-print-directory lint
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+	$(BIN)/mypy
+
+format: $(VENV)/.installed-test
+	$(BIN)/ruff check --fix src tests
+	$(BIN)/ruff format src tests
+
+## Throughput and latency figures on SQLite and PostgreSQL (see docs/benchmarks.md).
+bench: $(VENV)/.installed-test
+	scripts/ensure-postgres
+	$(BIN)/python -m textbridge.bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

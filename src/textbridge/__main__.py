@@ -1,0 +1,3 @@
+from textbridge.cli import app
+
+app()

@@ -1,0 +1,1 @@
+"""Accounts (tenants and sub-accounts), API keys and authentication."""

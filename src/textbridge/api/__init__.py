@@ -1,0 +1,1 @@
+"""The HTTP edge: the application factory, dependencies and error rendering."""

@@ -1,0 +1,76 @@
+"""The application factory and its lifespan: build the runtime, migrate, bootstrap, start the
+workers; stop them on shutdown."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import structlog
+from fastapi import FastAPI
+
+from textbridge import __version__
+from textbridge.accounts.endpoints import router as accounts_router
+from textbridge.api import errors
+from textbridge.api.limits import BodySizeLimit
+from textbridge.billing.endpoints import router as billing_router
+from textbridge.bootstrap import bootstrap, migrate
+from textbridge.health.endpoints import router as health_router
+from textbridge.messages.endpoints import router as messages_router
+from textbridge.runtime import Runtime
+from textbridge.settings import Settings
+from textbridge.simulator.endpoints import router as simulator_router
+
+log = structlog.get_logger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = Runtime.build(settings)
+        if settings.auto_migrate:
+            await migrate(runtime.db)
+        result = await bootstrap(runtime.db, settings)
+        if result.generated_admin_key:
+            announce_admin_key(result.generated_admin_key, settings)
+        app.state.runtime = runtime
+        await runtime.start()
+        log.info(
+            "textbridge started",
+            role=settings.role.value,
+            database=runtime.db.engine.url.render_as_string(hide_password=True),
+            channels=[channel.name for channel in runtime.channels],
+        )
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    app = FastAPI(
+        title="Textbridge",
+        version=__version__,
+        summary="Self-hosted SMS gateway",
+        lifespan=lifespan,
+    )
+    app.state.error_renderers = []
+    errors.install(app)
+    for router in (
+        messages_router,
+        accounts_router,
+        billing_router,
+        simulator_router,
+        health_router,
+    ):
+        app.include_router(router)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    return app
+
+
+def announce_admin_key(key: str, settings: Settings) -> None:
+    """The one time the generated admin key is shown (it is also in the data folder, mode 600)."""
+    path = settings.data_dir / "admin-api-key"
+    sys.stdout.write(f"\nAdmin API key (shown once; also written to {path}):\n\n    {key}\n\n")
+    sys.stdout.flush()

@@ -1,0 +1,1 @@
+"""Balances, the ledger and the price table."""

@@ -1,0 +1,305 @@
+"""The ``textbridge`` command."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Coroutine
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import httpx
+import typer
+
+from textbridge.settings import Role, Settings
+
+app = typer.Typer(help="Textbridge, a self-hosted SMS gateway.", no_args_is_help=True)
+accounts_app = typer.Typer(help="Manage accounts (works on the database directly).")
+keys_app = typer.Typer(help="Manage API keys (works on the database directly).")
+simulate_app = typer.Typer(help="Drive the simulator channel.")
+app.add_typer(accounts_app, name="accounts")
+app.add_typer(keys_app, name="keys")
+app.add_typer(simulate_app, name="simulate")
+
+T = TypeVar("T")
+
+DataDir = Annotated[
+    Path | None, typer.Option(help="Data folder [env TEXTBRIDGE_DATA_DIR]", show_default=False)
+]
+DatabaseUrl = Annotated[
+    str | None, typer.Option(help="Database URL [env TEXTBRIDGE_DATABASE_URL]", show_default=False)
+]
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment, with the command line's options on top."""
+    return Settings(**{name: value for name, value in overrides.items() if value is not None})
+
+
+def _run(settings: Settings, work: Callable[[Settings], Coroutine[Any, Any, T]]) -> T:
+    from textbridge.logs import configure
+
+    configure(settings)
+    return asyncio.run(work(settings))
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="[env TEXTBRIDGE_HOST]")] = None,
+    port: Annotated[int | None, typer.Option(help="[env TEXTBRIDGE_PORT]")] = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    role: Annotated[
+        Role | None, typer.Option(help="all: API and workers; api: the API only")
+    ] = None,
+) -> None:
+    """Run the HTTP API and (unless --role api) the background workers."""
+    import uvicorn
+
+    from textbridge.api.app import create_app
+    from textbridge.logs import configure
+
+    settings = load_settings(
+        host=host, port=port, data_dir=data_dir, database_url=database_url, role=role
+    )
+    configure(settings)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
+
+
+@app.command()
+def worker(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """Run only the background workers (dispatch, scheduler, housekeeping)."""
+    from textbridge.bootstrap import bootstrap, migrate
+    from textbridge.runtime import Runtime
+
+    async def work(settings: Settings) -> None:
+        runtime = Runtime.build(settings)
+        if settings.auto_migrate:
+            await migrate(runtime.db)
+        await bootstrap(runtime.db, settings)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await runtime.start()
+        typer.echo("worker running; Ctrl-C to stop")
+        await stop.wait()
+        await runtime.stop()
+
+    _run(load_settings(data_dir=data_dir, database_url=database_url, role=Role.WORKER), work)
+
+
+@app.command()
+def migrate(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """Bring the database schema up to date."""
+    from textbridge.bootstrap import migrate as run_migrations
+    from textbridge.runtime import Runtime
+
+    async def work(settings: Settings) -> None:
+        db = Runtime.build(settings).db
+        await run_migrations(db)
+        await db.dispose()
+
+    _run(load_settings(data_dir=data_dir, database_url=database_url), work)
+    typer.echo("database is up to date")
+
+
+async def _with_database(settings: Settings, work: Callable[[Any], Coroutine[Any, Any, T]]) -> T:
+    """Migrated, bootstrapped database for an admin command; commits what ``work`` did."""
+    from textbridge.bootstrap import bootstrap, migrate
+    from textbridge.runtime import Runtime
+
+    db = Runtime.build(settings.model_copy(update={"role": Role.API})).db
+    try:
+        if settings.auto_migrate:
+            await migrate(db)
+        await bootstrap(db, settings)
+        async with db.transaction() as session:
+            return await work(session)
+    finally:
+        await db.dispose()
+
+
+@accounts_app.command("create")
+def accounts_create(
+    name: str,
+    parent: Annotated[str | None, typer.Option(help="Name of the parent account")] = None,
+    balance: Annotated[str, typer.Option(help="Starting balance (operator money)")] = "0",
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Create an account (a sub-account with --parent) and print its first API key."""
+    from textbridge.accounts.service import accounts
+    from textbridge.errors import TextbridgeError
+    from textbridge.kit.money import to_micros
+
+    try:
+        amount = to_micros(Decimal(balance))
+    except (ValueError, ArithmeticError):
+        raise typer.BadParameter(f"not a number: {balance}", param_hint="--balance") from None
+    if amount < 0:
+        raise typer.BadParameter("must not be negative", param_hint="--balance")
+
+    async def work(session: Any) -> dict[str, Any]:
+        parent_id = (await accounts.get_by_name(session, parent)).id if parent else None
+        account, raw_key = await accounts.create(session, name=name, parent_id=parent_id)
+        if amount:
+            await accounts.mint(session, account, amount)
+        return {"id": account.id, "name": account.name, "api_key": raw_key}
+
+    settings = load_settings(data_dir=data_dir, database_url=database_url)
+    try:
+        result = _run(settings, lambda s: _with_database(s, work))
+    except TextbridgeError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(json.dumps(result, indent=2))
+
+
+@keys_app.command("create")
+def keys_create(
+    account: Annotated[str, typer.Option(help="Account name")],
+    name: Annotated[str, typer.Option(help="A label for the key")] = "cli",
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Create an API key for an account and print it (only this once)."""
+    from textbridge.accounts.service import accounts
+    from textbridge.errors import TextbridgeError
+
+    async def work(session: Any) -> str:
+        owner = await accounts.get_by_name(session, account)
+        _, raw_key = await accounts.create_key(session, account_id=owner.id, name=name)
+        return raw_key
+
+    settings = load_settings(data_dir=data_dir, database_url=database_url)
+    try:
+        typer.echo(_run(settings, lambda s: _with_database(s, work)))
+    except TextbridgeError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(1) from exc
+
+
+# Commands that talk to a running server -------------------------------------------------------
+
+ApiUrl = Annotated[
+    str | None,
+    typer.Option("--url", help="Server URL [default: http://HOST:PORT from the settings]"),
+]
+ApiKey = Annotated[
+    str | None,
+    typer.Option(
+        "--api-key",
+        help="API key [env TEXTBRIDGE_API_KEY; default: the admin key in the data folder]",
+    ),
+]
+
+
+def _client(url: str | None, api_key: str | None, data_dir: Path | None) -> httpx.Client:
+    settings = load_settings(data_dir=data_dir)
+    key = api_key or os.environ.get("TEXTBRIDGE_API_KEY")
+    if not key:
+        key_file = settings.data_dir / "admin-api-key"
+        if not key_file.exists():
+            typer.echo("error: no API key: pass --api-key or set TEXTBRIDGE_API_KEY", err=True)
+            raise typer.Exit(2)
+        key = key_file.read_text().strip()
+    base = url or f"http://{settings.host}:{settings.port}"
+    return httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=30)
+
+
+def _print_answer(response: httpx.Response) -> None:
+    try:
+        body = response.json()
+    except ValueError:
+        body = response.text
+    typer.echo(json.dumps(body, indent=2, ensure_ascii=False))
+    if response.is_error:
+        raise typer.Exit(1)
+
+
+@app.command()
+def send(
+    to: Annotated[list[str], typer.Option("--to", help="Recipient (repeat for several)")],
+    text: Annotated[str, typer.Option(help="Message text")],
+    sender: Annotated[str | None, typer.Option(help="Sender number or id")] = None,
+    schedule_at: Annotated[str | None, typer.Option(help="ISO 8601 time to send at")] = None,
+    wait: Annotated[bool, typer.Option(help="Wait until every message is final")] = False,
+    url: ApiUrl = None,
+    api_key: ApiKey = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Send a message through a running server."""
+    body: dict[str, Any] = {"to": to if len(to) > 1 else to[0], "text": text}
+    if sender:
+        body["sender"] = sender
+    if schedule_at:
+        body["schedule_at"] = schedule_at
+    try:
+        with _client(url, api_key, data_dir) as client:
+            response = client.post("/v1/messages", json=body)
+            if not wait or response.is_error:
+                _print_answer(response)
+                return
+            ids = [message["id"] for message in response.json()["messages"]]
+            _print_answer(_wait_final(client, ids))
+    except httpx.TransportError as exc:
+        typer.echo(f"error: cannot reach the server: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
+def _wait_final(client: httpx.Client, ids: list[str], timeout: float = 120) -> httpx.Response:
+    final = {"delivered", "failed", "expired", "cancelled"}
+    deadline = time.monotonic() + timeout
+    while True:
+        answers = [client.get(f"/v1/messages/{message_id}") for message_id in ids]
+        if all(a.is_success and a.json()["status"] in final for a in answers):
+            return answers[-1] if len(answers) == 1 else _combined(answers)
+        if time.monotonic() > deadline:
+            return answers[-1]
+        time.sleep(0.25)
+
+
+def _combined(answers: list[httpx.Response]) -> httpx.Response:
+    return httpx.Response(200, json=[answer.json() for answer in answers])
+
+
+@simulate_app.command("inbound")
+def simulate_inbound(
+    from_: Annotated[str, typer.Option("--from", help="The phone that sends")],
+    text: Annotated[str, typer.Option(help="Message text")],
+    to: Annotated[str | None, typer.Option(help="Our number it is sent to")] = None,
+    url: ApiUrl = None,
+    api_key: ApiKey = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Make the simulator receive an SMS, as if a phone had sent it."""
+    body = {"from": from_, "to": to, "text": text}
+    try:
+        with _client(url, api_key, data_dir) as client:
+            _print_answer(client.post("/v1/simulator/inbound", json=body))
+    except httpx.TransportError as exc:
+        typer.echo(f"error: cannot reach the server: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
+def main() -> None:  # pragma: no cover
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

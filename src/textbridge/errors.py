@@ -1,0 +1,61 @@
+"""The one error root. Every expected failure is a ``TextbridgeError`` carrying its HTTP status.
+
+The native API renders it as ``{"error": {"code", "message", "field"}}``; dialects translate it
+into their own shapes. Anything else that escapes a request is a bug and becomes a 500.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class TextbridgeError(Exception):
+    status_code: ClassVar[int] = 400
+    code: ClassVar[str] = "bad_request"
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+    def as_dict(self) -> dict[str, object]:
+        return {"code": self.code, "message": self.message, "field": self.field}
+
+
+class ValidationFailed(TextbridgeError):
+    code = "validation_error"
+
+
+class Unauthorized(TextbridgeError):
+    status_code = 401
+    code = "unauthorized"
+
+
+class Forbidden(TextbridgeError):
+    status_code = 403
+    code = "forbidden"
+
+
+class NotFound(TextbridgeError):
+    status_code = 404
+    code = "not_found"
+
+
+class Conflict(TextbridgeError):
+    status_code = 409
+    code = "conflict"
+
+
+class InsufficientBalance(TextbridgeError):
+    status_code = 402
+    code = "insufficient_balance"
+
+
+class PayloadTooLarge(TextbridgeError):
+    status_code = 413
+    code = "payload_too_large"
+
+
+class IdempotencyMismatch(TextbridgeError):
+    status_code = 422
+    code = "idempotency_key_reused"

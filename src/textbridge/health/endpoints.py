@@ -1,0 +1,64 @@
+"""``/health`` for load balancers and people, ``/metrics`` for Prometheus."""
+
+from __future__ import annotations
+
+from fastapi import Response
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Gauge, generate_latest
+from pydantic import BaseModel
+
+from textbridge import __version__
+from textbridge.api.deps import RuntimeDep
+from textbridge.api.routing import make_router
+from textbridge.messages.service import messages
+
+router = make_router(tags=["health"])
+
+QUEUE_DEPTH = Gauge("textbridge_queue_depth", "Messages queued or being dispatched")
+QUEUE_OLDEST = Gauge("textbridge_queue_oldest_seconds", "Age of the oldest due queued message")
+MESSAGES_BY_STATUS = Gauge("textbridge_messages", "Messages stored, by status", ["status"])
+
+
+class Health(BaseModel):
+    status: str
+    version: str
+    database: bool
+    role: str
+    channels: dict[str, bool]
+    queue_depth: int | None
+    oldest_queued_seconds: float | None
+
+
+@router.get("/health", response_model=Health)
+async def health(runtime: RuntimeDep, response: Response) -> Health:
+    """Is the database reachable, how deep is the queue, how old is its oldest message."""
+    depth: int | None = None
+    oldest: float | None = None
+    database = await runtime.db.ping()
+    if database:
+        async with runtime.db.transaction() as session:
+            figures = await messages.queue_figures(session)
+        depth, oldest = figures.depth, figures.oldest_age_seconds
+    running = runtime.worker is not None
+    channels = {c.name: (c.healthy() if running else True) for c in runtime.channels}
+    ok = database and all(channels.values())
+    response.status_code = 200 if ok else 503
+    return Health(
+        status="ok" if ok else "degraded",
+        version=__version__,
+        database=database,
+        role=runtime.settings.role.value,
+        channels=channels,
+        queue_depth=depth,
+        oldest_queued_seconds=oldest,
+    )
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics(runtime: RuntimeDep) -> Response:
+    async with runtime.db.transaction() as session:
+        figures = await messages.queue_figures(session, by_status=True)
+    QUEUE_DEPTH.set(figures.depth)
+    QUEUE_OLDEST.set(figures.oldest_age_seconds or 0)
+    for status, count in figures.by_status.items():
+        MESSAGES_BY_STATUS.labels(status).set(count)
+    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

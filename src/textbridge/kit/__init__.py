@@ -1,0 +1,1 @@
+"""Domain-free helpers: phone numbers, SMS encoding, ids, money, time. No feature imports."""

@@ -1,0 +1,1 @@
+"""Messages: accept, price, queue, dispatch and track SMS, one row per recipient."""

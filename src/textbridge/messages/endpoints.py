@@ -1,0 +1,135 @@
+"""Native API: messages."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import Header, Query, Request, Response
+
+from textbridge.api.deps import CallerDep, ChannelsDep, SessionDep, SettingsDep
+from textbridge.api.routing import make_router
+from textbridge.errors import ValidationFailed
+from textbridge.idempotency.service import StoredAnswer, fingerprint, idempotency
+from textbridge.kit.ids import id_ceiling, id_floor
+from textbridge.kit.money import from_micros
+from textbridge.kit.pagination import InvalidCursor, decode_cursor, encode_cursor
+from textbridge.kit.phone import InvalidPhoneNumber, parse_phone
+from textbridge.messages.repository import MessageFilter
+from textbridge.messages.schemas import (
+    MessageOut,
+    MessagePage,
+    SendAnswer,
+    SendMessage,
+    accepted_message,
+)
+from textbridge.messages.service import SendCommand, messages
+from textbridge.models import Direction, MessageStatus
+
+router = make_router(prefix="/v1/messages", tags=["messages"])
+
+JSON = "application/json"
+
+
+@router.post("", status_code=202, response_model=SendAnswer)
+async def send_messages(
+    body: SendMessage,
+    request: Request,
+    session: SessionDep,
+    caller: CallerDep,
+    settings: SettingsDep,
+    channels: ChannelsDep,
+    idempotency_key: Annotated[str | None, Header()] = None,
+) -> Response:
+    """Send a message to one or many recipients. Answers once every message is stored."""
+    request_hash = ""
+    if idempotency_key is not None:
+        request_hash = fingerprint("POST", request.url.path, await request.body())
+        stored = await idempotency.replay(
+            session, account_id=caller.account_id, key=idempotency_key, request_hash=request_hash
+        )
+        if stored is not None:
+            return Response(stored.body, status_code=stored.status_code, media_type=JSON)
+    command = SendCommand(
+        recipients=[body.to] if isinstance(body.to, str) else body.to,
+        text=body.text,
+        sender=body.sender,
+        type=body.type,
+        schedule_at=body.schedule_at,
+        ttl_seconds=body.ttl_seconds,
+        custom_id=body.custom_id,
+    )
+    accepted = await messages.send(session, caller, command, settings=settings, channels=channels)
+    answer = SendAnswer(
+        batch_id=accepted.batch_id,
+        status=MessageStatus.ACCEPTED if accepted.scheduled else MessageStatus.QUEUED,
+        count=len(accepted.messages),
+        total_price=from_micros(accepted.total_price_micros),
+        messages=[accepted_message(row) for row in accepted.messages],
+    )
+    payload = answer.model_dump_json()
+    if idempotency_key is not None:
+        await idempotency.remember(
+            session,
+            account_id=caller.account_id,
+            key=idempotency_key,
+            request_hash=request_hash,
+            answer=StoredAnswer(202, payload),
+        )
+    return Response(payload, status_code=202, media_type=JSON)
+
+
+@router.get("", response_model=MessagePage)
+async def list_messages(
+    session: SessionDep,
+    caller: CallerDep,
+    status: MessageStatus | None = None,
+    direction: Direction | None = None,
+    batch_id: Annotated[str | None, Query(max_length=26)] = None,
+    phone: Annotated[str | None, Query(max_length=32)] = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    cursor: Annotated[str | None, Query(max_length=128)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> MessagePage:
+    """Messages of the account, newest first, filtered; follow ``next_cursor`` for more."""
+    try:
+        before = decode_cursor(cursor) if cursor else None
+    except InvalidCursor as exc:
+        raise ValidationFailed("cursor is not one this API gave out", field="cursor") from exc
+    if since and until and since > until:
+        raise ValidationFailed("since is after until", field="since")
+    where = MessageFilter(
+        status=status,
+        direction=direction,
+        batch_id=batch_id,
+        phone=_phone_filter(phone),
+        id_from=id_floor(since) if since else None,
+        id_to=id_ceiling(until) if until else None,
+        before=before,
+    )
+    rows = await messages.search(session, caller, where, limit=limit + 1)
+    page = [MessageOut.of(row) for row in rows[:limit]]
+    next_cursor = encode_cursor(rows[limit - 1].id) if len(rows) > limit else None
+    return MessagePage(data=page, next_cursor=next_cursor)
+
+
+@router.get("/{message_id}", response_model=MessageOut, response_model_by_alias=True)
+async def get_message(message_id: str, session: SessionDep, caller: CallerDep) -> MessageOut:
+    """One message with its status and the time it reached each status."""
+    return MessageOut.of(await messages.get(session, caller, message_id))
+
+
+@router.post("/{message_id}/cancel", response_model=MessageOut)
+async def cancel_message(message_id: str, session: SessionDep, caller: CallerDep) -> MessageOut:
+    """Cancel a message not yet handed to a channel (accepted or queued); its price is refunded."""
+    return MessageOut.of(await messages.cancel(session, caller, message_id))
+
+
+def _phone_filter(phone: str | None) -> str | None:
+    if phone is None:
+        return None
+    try:
+        return parse_phone(phone).e164
+    except InvalidPhoneNumber as exc:
+        raise ValidationFailed(str(exc), field="phone") from exc

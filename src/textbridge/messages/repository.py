@@ -1,0 +1,294 @@
+"""All SQL for messages: inserts, reads, the queue claim and every status transition.
+
+Each transition is one conditional UPDATE (``WHERE status IN (...)``), so two actors racing on
+one message (a report and an expiry, two workers) can never both apply.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import ColumnElement, Row, Table, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from textbridge.models import Message, MessageStatus
+
+_STATUS_TIME = {
+    MessageStatus.ACCEPTED: Message.accepted_at,
+    MessageStatus.QUEUED: Message.queued_at,
+    MessageStatus.DISPATCHING: Message.dispatching_at,
+    MessageStatus.SENT: Message.sent_at,
+    MessageStatus.DELIVERED: Message.delivered_at,
+    MessageStatus.FAILED: Message.failed_at,
+    MessageStatus.EXPIRED: Message.expired_at,
+    MessageStatus.CANCELLED: Message.cancelled_at,
+    MessageStatus.RECEIVED: Message.received_at,
+}
+
+_TABLE = cast(Table, Message.__table__)  # Core table, for executemany updates by id
+
+_CLAIM_COLUMNS = (
+    Message.id,
+    Message.phone,
+    Message.sender,
+    Message.type,
+    Message.text,
+    Message.encoding,
+    Message.segments,
+    Message.attempts,
+    Message.extra,
+    Message.channel,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class MessageFilter:
+    status: MessageStatus | None = None
+    direction: str | None = None
+    batch_id: str | None = None
+    phone: str | None = None
+    id_from: str | None = None  # inclusive, from a time range
+    id_to: str | None = None
+    before: str | None = None  # cursor: ids strictly below
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """A message that just reached a final status, with what it cost."""
+
+    id: str
+    account_id: str
+    price_micros: int
+
+
+class MessageRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def insert_many(self, rows: Sequence[dict[str, Any]]) -> None:
+        await self.session.execute(insert(Message), list(rows))
+
+    async def get(self, account_id: str, message_id: str) -> Message | None:
+        result = await self.session.execute(
+            select(Message).where(Message.id == message_id, Message.account_id == account_id)
+        )
+        return result.scalar_one_or_none()
+
+    async def search(
+        self, account_id: str, where: MessageFilter, *, limit: int
+    ) -> Sequence[Message]:
+        query = select(Message).where(Message.account_id == account_id)
+        if where.status is not None:
+            query = query.where(Message.status == where.status)
+        if where.direction is not None:
+            query = query.where(Message.direction == where.direction)
+        if where.batch_id is not None:
+            query = query.where(Message.batch_id == where.batch_id)
+        if where.phone is not None:
+            query = query.where(Message.phone == where.phone)
+        if where.id_from is not None:
+            query = query.where(Message.id >= where.id_from)
+        if where.id_to is not None:
+            query = query.where(Message.id <= where.id_to)
+        if where.before is not None:
+            query = query.where(Message.id < where.before)
+        result = await self.session.execute(query.order_by(Message.id.desc()).limit(limit))
+        return result.scalars().all()
+
+    # The queue ---------------------------------------------------------------------------
+
+    async def claim(
+        self, *, now: datetime, lease_until: datetime, owner: str, limit: int
+    ) -> Sequence[Row[Any]]:
+        """Take up to ``limit`` due queued messages under a lease, most urgent first.
+
+        On PostgreSQL ``SKIP LOCKED`` lets many workers claim side by side without waiting on
+        each other; SQLite has one writer at a time, so the plain subquery is already exclusive.
+        """
+        due = (
+            select(Message.id)
+            .where(Message.status == MessageStatus.QUEUED, Message.due_at <= now)
+            .order_by(Message.priority, Message.due_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        result = await self.session.execute(
+            update(Message)
+            .where(Message.id.in_(due.scalar_subquery()))
+            .values(
+                status=MessageStatus.DISPATCHING,
+                dispatching_at=now,
+                lease_expires_at=lease_until,
+                lease_owner=owner,
+                attempts=Message.attempts + 1,
+            )
+            .returning(*_CLAIM_COLUMNS)
+        )
+        return result.all()
+
+    async def promote_scheduled(self, now: datetime) -> int:
+        """Scheduled messages whose time has come join the queue."""
+        result = await self.session.execute(
+            update(Message)
+            .where(Message.status == MessageStatus.ACCEPTED, Message.due_at <= now)
+            .values(status=MessageStatus.QUEUED, queued_at=now)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    async def release_lapsed_leases(self, now: datetime) -> int:
+        """Messages whose worker died mid-dispatch go back to the queue."""
+        result = await self.session.execute(
+            update(Message)
+            .where(Message.status == MessageStatus.DISPATCHING, Message.lease_expires_at < now)
+            .values(
+                status=MessageStatus.QUEUED,
+                queued_at=now,
+                due_at=now,
+                lease_expires_at=None,
+                lease_owner=None,
+            )
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    async def mark_sent(
+        self, owner: str, now: datetime, sent: Iterable[tuple[str, str, str | None]]
+    ) -> None:
+        """``sent``: (message id, channel name, channel reference) for each, under our lease."""
+        rows = [{"m_id": i, "m_channel": c, "m_ref": r} for i, c, r in sent]
+        if not rows:
+            return
+        table = _TABLE
+        statement = (
+            update(table)
+            .where(
+                table.c.id == bindparam("m_id"),
+                table.c.status == MessageStatus.DISPATCHING,
+                table.c.lease_owner == owner,
+            )
+            .values(
+                status=MessageStatus.SENT,
+                sent_at=now,
+                channel=bindparam("m_channel"),
+                channel_ref=bindparam("m_ref"),
+                lease_expires_at=None,
+                lease_owner=None,
+            )
+        )
+        await self.session.execute(statement, rows)
+
+    async def requeue(
+        self,
+        owner: str,
+        now: datetime,
+        retries: Iterable[tuple[str, datetime, str | None, str | None]],
+    ) -> None:
+        """Back to the queue after a temporary error: (id, when, error code, error message)."""
+        rows = [{"m_id": i, "m_due": d, "m_code": c, "m_text": t} for i, d, c, t in retries]
+        if not rows:
+            return
+        table = _TABLE
+        statement = (
+            update(table)
+            .where(
+                table.c.id == bindparam("m_id"),
+                table.c.status == MessageStatus.DISPATCHING,
+                table.c.lease_owner == owner,
+            )
+            .values(
+                status=MessageStatus.QUEUED,
+                queued_at=now,
+                due_at=bindparam("m_due"),
+                error_code=bindparam("m_code"),
+                error_message=bindparam("m_text"),
+                lease_expires_at=None,
+                lease_owner=None,
+            )
+        )
+        await self.session.execute(statement, rows)
+
+    async def finish(
+        self,
+        ids: Sequence[str],
+        *,
+        status: MessageStatus,
+        from_statuses: Iterable[MessageStatus],
+        now: datetime,
+        owner: str | None = None,
+        error_code: str | None = None,
+        error_message: str | None = None,
+        account_id: str | None = None,
+    ) -> list[Finished]:
+        """Move messages to a final status if they are still in one of ``from_statuses``;
+        answers the ones that moved (the others had already moved on)."""
+        if not ids:
+            return []
+        conditions: list[ColumnElement[bool]] = [
+            Message.id.in_(ids),
+            Message.status.in_(list(from_statuses)),
+        ]
+        if owner is not None:
+            conditions.append(Message.lease_owner == owner)
+        if account_id is not None:
+            conditions.append(Message.account_id == account_id)
+        values: dict[str, Any] = {
+            "status": status,
+            _STATUS_TIME[status].key: now,
+            "lease_expires_at": None,
+            "lease_owner": None,
+        }
+        if error_code is not None:
+            values.update(error_code=error_code, error_message=(error_message or "")[:255])
+        result = await self.session.execute(
+            update(Message)
+            .where(*conditions)
+            .values(**values)
+            .returning(Message.id, Message.account_id, Message.price_micros)
+        )
+        return [Finished(*row) for row in result.all()]
+
+    async def due_to_expire(self, now: datetime, limit: int) -> Sequence[str]:
+        result = await self.session.execute(
+            select(Message.id)
+            .where(
+                Message.status.in_(
+                    [MessageStatus.ACCEPTED, MessageStatus.QUEUED, MessageStatus.SENT]
+                ),
+                Message.expires_at <= now,
+            )
+            .limit(limit)
+        )
+        return result.scalars().all()
+
+    async def in_flight(self, channel: str) -> Sequence[Row[str, str, str | None, datetime | None]]:
+        """Messages a channel accepted that are still waiting for their report."""
+        result = await self.session.execute(
+            select(Message.id, Message.phone, Message.channel_ref, Message.sent_at).where(
+                Message.status == MessageStatus.SENT, Message.channel == channel
+            )
+        )
+        return result.all()
+
+    # Figures -----------------------------------------------------------------------------
+
+    async def queue_stats(self, now: datetime) -> tuple[int, datetime | None]:
+        """How many messages wait to be sent, and since when the oldest due one waits."""
+        result = await self.session.execute(
+            select(func.count(), func.min(Message.due_at)).where(
+                or_(
+                    Message.status == MessageStatus.QUEUED,
+                    Message.status == MessageStatus.DISPATCHING,
+                    and_(Message.status == MessageStatus.ACCEPTED, Message.due_at <= now),
+                )
+            )
+        )
+        count, oldest = result.one()
+        return int(count), oldest
+
+    async def count_by_status(self) -> dict[str, int]:
+        result = await self.session.execute(
+            select(Message.status, func.count()).group_by(Message.status)
+        )
+        return {status: int(count) for status, count in result.tuples()}

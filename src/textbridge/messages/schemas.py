@@ -1,0 +1,151 @@
+"""The native API's message shapes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from textbridge.kit.money import from_micros
+from textbridge.models import Direction, Message, MessageStatus, MessageType
+
+Text = Annotated[str, StringConstraints(max_length=100_000)]
+Number = Annotated[str, StringConstraints(max_length=64)]
+
+
+class SendMessage(BaseModel):
+    """Send one text to one number or to a list of numbers (one message each)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    to: Number | Annotated[list[Number], Field(min_length=1)] = Field(
+        description="E.164 number, or a list of them", examples=["+14155550100"]
+    )
+    text: Text = Field(description="The message body; its length decides the segments")
+    sender: Annotated[str, StringConstraints(max_length=32)] | None = Field(
+        default=None, description="Phone number or alphanumeric sender id (up to 11 characters)"
+    )
+    type: MessageType = MessageType.PLAIN
+    schedule_at: datetime | None = Field(
+        default=None, description="Send later (ISO 8601; UTC when no offset is given)"
+    )
+    ttl_seconds: int | None = Field(
+        default=None, ge=1, description="Expire if not delivered within this many seconds"
+    )
+    custom_id: Annotated[str, StringConstraints(max_length=255)] | None = None
+
+
+class AcceptedMessage(BaseModel):
+    id: str
+    to: str
+    status: MessageStatus
+    encoding: str
+    segments: int
+    country: str
+    region: str
+    price: float
+
+
+class SendAnswer(BaseModel):
+    batch_id: str
+    status: MessageStatus
+    count: int
+    total_price: float
+    messages: list[AcceptedMessage]
+
+
+class MessageError(BaseModel):
+    code: str
+    message: str | None
+
+
+class MessageOut(BaseModel):
+    id: str
+    batch_id: str
+    direction: Direction
+    to: str | None
+    from_: str | None = Field(serialization_alias="from")
+    type: MessageType
+    text: str
+    encoding: str
+    segments: int
+    country: str
+    region: str
+    price: float
+    status: MessageStatus
+    custom_id: str | None
+    channel: str | None
+    attempts: int
+    error: MessageError | None
+    schedule_at: datetime | None
+    expires_at: datetime | None
+    created_at: datetime
+    status_times: dict[str, datetime] = Field(
+        description="When the message reached each status it has been through"
+    )
+
+    @classmethod
+    def of(cls, message: Message) -> MessageOut:
+        outbound = message.direction == Direction.OUT
+        times = {
+            status.value: moment
+            for status in MessageStatus
+            if (moment := getattr(message, f"{status.value}_at")) is not None
+        }
+        scheduled = message.due_at if outbound and message.due_at != message.created_at else None
+        return cls(
+            id=message.id,
+            batch_id=message.batch_id,
+            direction=Direction(message.direction),
+            to=message.phone if outbound else message.sender,
+            from_=message.sender if outbound else message.phone,
+            type=MessageType(message.type),
+            text=message.text,
+            encoding=message.encoding,
+            segments=message.segments,
+            country=message.country,
+            region=message.region,
+            price=from_micros(message.price_micros),
+            status=MessageStatus(message.status),
+            custom_id=message.custom_id,
+            channel=message.channel,
+            attempts=message.attempts,
+            error=(
+                MessageError(code=message.error_code, message=message.error_message)
+                if message.error_code
+                else None
+            ),
+            schedule_at=scheduled,
+            expires_at=message.expires_at,
+            created_at=message.created_at,
+            status_times=times,
+        )
+
+
+class MessagePage(BaseModel):
+    data: list[MessageOut]
+    next_cursor: str | None
+
+
+class InboundMessage(BaseModel):
+    """An SMS arriving from a phone to one of our numbers, injected into the simulator."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    from_: Number = Field(alias="from", description="The phone that sent it")
+    to: Number | None = Field(default=None, description="Our number it was sent to")
+    text: Text
+
+
+def accepted_message(row: dict[str, Any]) -> AcceptedMessage:
+    return AcceptedMessage(
+        id=row["id"],
+        to=row["phone"],
+        status=row["status"],
+        encoding=row["encoding"],
+        segments=row["segments"],
+        country=row["country"],
+        region=row["region"],
+        price=from_micros(row["price_micros"]),
+    )

@@ -1,0 +1,411 @@
+"""The message lifecycle: accept (validate, price, debit, store), read, cancel, receive, and
+record what channels report. Every status change refunds what must be refunded in the same
+transaction."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import IntEnum
+from typing import Any
+
+import regex
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from textbridge.accounts.service import Principal
+from textbridge.billing.service import Refund, billing
+from textbridge.channels import Channels, InboundSms, Outcome, SendResult, StatusReport
+from textbridge.db.engine import after_commit
+from textbridge.errors import Conflict, NotFound, ValidationFailed
+from textbridge.kit.clock import as_utc, utcnow
+from textbridge.kit.encoding import segment
+from textbridge.kit.ids import new_id
+from textbridge.kit.phone import InvalidPhoneNumber, parse_phone
+from textbridge.messages.repository import Finished, MessageFilter, MessageRepository
+from textbridge.metrics import MESSAGE_TRANSITIONS, MESSAGES_ACCEPTED, MESSAGES_RECEIVED
+from textbridge.models import Direction, Message, MessageStatus, MessageType
+from textbridge.settings import Settings
+
+_ALPHANUMERIC_SENDER = regex.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9 ._-]{1,11}$")
+_PAST_TOLERANCE = timedelta(seconds=60)
+
+
+class Priority(IntEnum):
+    """Lower goes first: verification codes overtake bulk campaigns."""
+
+    URGENT = 0
+    NORMAL = 5
+    BULK = 9
+
+
+@dataclass(frozen=True, kw_only=True)
+class SendCommand:
+    """A request to send one text to one or more recipients, in any dialect."""
+
+    recipients: Sequence[str]
+    text: str
+    sender: str | None = None
+    type: MessageType = MessageType.PLAIN
+    schedule_at: datetime | None = None
+    ttl_seconds: int | None = None
+    custom_id: str | None = None
+    extra: dict[str, Any] | None = None
+    priority: Priority = Priority.NORMAL
+
+
+@dataclass(frozen=True)
+class Accepted:
+    batch_id: str
+    messages: list[dict[str, Any]]  # the stored rows
+    total_price_micros: int
+    scheduled: bool
+
+
+@dataclass(frozen=True, slots=True)
+class QueueFigures:
+    depth: int
+    oldest_age_seconds: float | None
+    by_status: dict[str, int]
+
+
+class MessageService:
+    def __init__(self) -> None:
+        # Set after a commit that queued messages, so this process's dispatcher starts at once
+        # instead of at its next poll.
+        self.wakeup = asyncio.Event()
+
+    # Accepting -----------------------------------------------------------------------------
+
+    async def send(
+        self,
+        session: AsyncSession,
+        caller: Principal,
+        command: SendCommand,
+        *,
+        settings: Settings,
+        channels: Channels,
+    ) -> Accepted:
+        """Validate, price and store one message per recipient, debiting the account.
+
+        Raises before writing anything: a bad recipient, text or time is a 400 naming it, a
+        balance that does not cover the whole batch is a 402."""
+        now = utcnow()
+        phones = _parse_recipients(command.recipients, settings.max_recipients)
+        text = _check_text(command.text, settings.max_text_length)
+        sender = _check_sender(command.sender)
+        if channels.route(command.type) is None:
+            raise ValidationFailed(
+                f"no channel can send {command.type.value} messages", field="type"
+            )
+        due_at = _check_schedule(command.schedule_at, now, settings)
+        ttl = command.ttl_seconds or settings.default_ttl_seconds
+        if not 1 <= ttl <= settings.max_ttl_seconds:
+            raise ValidationFailed(
+                f"ttl_seconds must be between 1 and {settings.max_ttl_seconds}",
+                field="ttl_seconds",
+            )
+        scheduled = due_at > now
+        expires_at = due_at + timedelta(seconds=ttl)
+        segmentation = segment(text)
+        prices = await billing.price_table(session)
+        batch_id = new_id()
+        status = MessageStatus.ACCEPTED if scheduled else MessageStatus.QUEUED
+        rows: list[dict[str, Any]] = []
+        total = 0
+        for phone in phones:
+            price = segmentation.segments * billing.unit_price(prices, phone.region)
+            total += price
+            rows.append(
+                {
+                    "id": new_id(),
+                    "account_id": caller.account_id,
+                    "batch_id": batch_id,
+                    "direction": Direction.OUT,
+                    "phone": phone.e164,
+                    "sender": sender,
+                    "type": command.type,
+                    "text": text,
+                    "encoding": segmentation.encoding,
+                    "segments": segmentation.segments,
+                    "region": phone.region,
+                    "country": phone.country,
+                    "price_micros": price,
+                    "status": status,
+                    "priority": command.priority,
+                    "custom_id": command.custom_id,
+                    "extra": command.extra,
+                    "attempts": 0,
+                    "due_at": due_at,
+                    "expires_at": expires_at,
+                    "created_at": now,
+                    "accepted_at": now,
+                    "queued_at": None if scheduled else now,
+                }
+            )
+        await billing.charge(
+            session,
+            account_id=caller.account_id,
+            amount=total,
+            reference=batch_id,
+            description=f"{len(rows)} message(s)",
+        )
+        await MessageRepository(session).insert_many(rows)
+        after_commit(session, self._accepted(len(rows), wake=not scheduled))
+        return Accepted(batch_id, rows, total, scheduled)
+
+    def _accepted(self, count: int, *, wake: bool) -> Any:
+        def callback() -> None:
+            MESSAGES_ACCEPTED.inc(count)
+            if wake:
+                self.wakeup.set()
+
+        return callback
+
+    async def receive(
+        self, session: AsyncSession, sms: InboundSms, *, settings: Settings
+    ) -> dict[str, Any]:
+        """Store an inbound SMS (from the simulator, a phone or a carrier)."""
+        try:
+            phone = parse_phone(sms.phone)
+        except InvalidPhoneNumber as exc:
+            raise ValidationFailed(str(exc), field="from") from exc
+        to = None
+        if sms.to:
+            try:
+                to = parse_phone(sms.to).e164
+            except InvalidPhoneNumber as exc:
+                raise ValidationFailed(str(exc), field="to") from exc
+        text = _check_text(sms.text, settings.max_text_length, allow_empty=True)
+        segmentation = segment(text)
+        row = {
+            "id": new_id(),
+            "account_id": sms.account_id,
+            "batch_id": new_id(),
+            "direction": Direction.IN,
+            "phone": phone.e164,
+            "sender": to,
+            "type": MessageType.PLAIN,
+            "text": text,
+            "encoding": segmentation.encoding,
+            "segments": segmentation.segments,
+            "region": phone.region,
+            "country": phone.country,
+            "price_micros": 0,
+            "status": MessageStatus.RECEIVED,
+            "priority": Priority.NORMAL,
+            "extra": sms.extra or None,
+            "attempts": 0,
+            "created_at": sms.received_at,
+            "received_at": sms.received_at,
+        }
+        await MessageRepository(session).insert_many([row])
+        after_commit(session, MESSAGES_RECEIVED.inc)
+        return row
+
+    # Reading and cancelling ------------------------------------------------------------------
+
+    async def get(self, session: AsyncSession, caller: Principal, message_id: str) -> Message:
+        message = await MessageRepository(session).get(caller.account_id, message_id)
+        if message is None:
+            raise NotFound(f"no message {message_id}", field="id")
+        return message
+
+    async def search(
+        self, session: AsyncSession, caller: Principal, where: MessageFilter, *, limit: int
+    ) -> Sequence[Message]:
+        return await MessageRepository(session).search(caller.account_id, where, limit=limit)
+
+    async def cancel(self, session: AsyncSession, caller: Principal, message_id: str) -> Message:
+        """Cancel a message that has not been handed to a channel yet; its price comes back."""
+        finished = await MessageRepository(session).finish(
+            [message_id],
+            status=MessageStatus.CANCELLED,
+            from_statuses=(MessageStatus.ACCEPTED, MessageStatus.QUEUED),
+            now=utcnow(),
+            account_id=caller.account_id,
+        )
+        message = await self.get(session, caller, message_id)
+        if not finished:
+            raise Conflict(
+                f"message {message_id} is {message.status}; only accepted or queued messages "
+                "can be cancelled",
+                field="id",
+            )
+        await self._settle(session, finished, MessageStatus.CANCELLED)
+        return message
+
+    async def queue_figures(
+        self, session: AsyncSession, *, by_status: bool = False
+    ) -> QueueFigures:
+        """How much waits to be sent and how long the oldest has waited."""
+        now = utcnow()
+        repository = MessageRepository(session)
+        depth, oldest = await repository.queue_stats(now)
+        age = max(0.0, (now - oldest).total_seconds()) if oldest is not None else None
+        counts = await repository.count_by_status() if by_status else {}
+        return QueueFigures(depth, age, counts)
+
+    # Recording what channels did -------------------------------------------------------------
+
+    async def record_results(
+        self,
+        session: AsyncSession,
+        *,
+        owner: str,
+        channel: str,
+        results: Iterable[SendResult],
+        attempts: dict[str, int],
+        settings: Settings,
+    ) -> None:
+        """Apply a channel's answers to messages this worker holds the lease on."""
+        now = utcnow()
+        repository = MessageRepository(session)
+        sent: list[tuple[str, str, str | None]] = []
+        retries: list[tuple[str, datetime, str | None, str | None]] = []
+        failures: dict[tuple[str | None, str | None], list[str]] = defaultdict(list)
+        for result in results:
+            if result.outcome is Outcome.SENT:
+                sent.append((result.message_id, channel, result.channel_ref))
+            elif result.outcome is Outcome.RETRY and (
+                attempts.get(result.message_id, 0) < settings.max_attempts
+            ):
+                delay = _backoff(attempts.get(result.message_id, 1), result.retry_after, settings)
+                due = now + timedelta(seconds=delay)
+                retries.append((result.message_id, due, result.error_code, result.error_message))
+            else:
+                failures[(result.error_code, result.error_message)].append(result.message_id)
+        await repository.mark_sent(owner, now, sent)
+        await repository.requeue(owner, now, retries)
+        MESSAGE_TRANSITIONS.labels(MessageStatus.SENT).inc(len(sent))
+        for (code, text), ids in failures.items():
+            finished = await repository.finish(
+                ids,
+                status=MessageStatus.FAILED,
+                from_statuses=(MessageStatus.DISPATCHING,),
+                now=now,
+                owner=owner,
+                error_code=code or "failed",
+                error_message=text,
+            )
+            await self._settle(session, finished, MessageStatus.FAILED)
+
+    async def record_reports(self, session: AsyncSession, reports: Iterable[StatusReport]) -> None:
+        """Apply delivery reports. A report can overtake the ``sent`` record of its own message,
+        so ``dispatching`` messages accept it too."""
+        groups: dict[tuple[MessageStatus, str | None, str | None], list[str]] = defaultdict(list)
+        for report in reports:
+            groups[(report.status, report.error_code, report.error_message)].append(
+                report.message_id
+            )
+        repository = MessageRepository(session)
+        now = utcnow()
+        for (status, code, text), ids in groups.items():
+            finished = await repository.finish(
+                ids,
+                status=status,
+                from_statuses=(MessageStatus.SENT, MessageStatus.DISPATCHING),
+                now=now,
+                error_code=code,
+                error_message=text,
+            )
+            await self._settle(session, finished, status)
+
+    async def expire_due(self, session: AsyncSession, *, limit: int = 1000) -> int:
+        """Messages past their validity that never got out (or never got a report) expire."""
+        now = utcnow()
+        repository = MessageRepository(session)
+        ids = await repository.due_to_expire(now, limit)
+        finished = await repository.finish(
+            ids,
+            status=MessageStatus.EXPIRED,
+            from_statuses=(MessageStatus.ACCEPTED, MessageStatus.QUEUED, MessageStatus.SENT),
+            now=now,
+            error_code="expired",
+            error_message="validity period ended before delivery",
+        )
+        await self._settle(session, finished, MessageStatus.EXPIRED)
+        return len(finished)
+
+    async def _settle(
+        self, session: AsyncSession, finished: list[Finished], status: MessageStatus
+    ) -> None:
+        """Refund messages that reached a final status without being delivered."""
+        if status is not MessageStatus.DELIVERED:
+            await billing.refund(
+                session,
+                (Refund(f.account_id, f.id, f.price_micros, status.value) for f in finished),
+            )
+        if finished:
+            MESSAGE_TRANSITIONS.labels(status).inc(len(finished))
+
+
+def _backoff(attempt: int, hint: float | None, settings: Settings) -> float:
+    """Exponential backoff with full jitter, never sooner than the channel asked."""
+    ceiling = min(settings.retry_max_seconds, settings.retry_base_seconds * 2 ** (attempt - 1))
+    return max(hint or 0.0, random.uniform(ceiling / 2, ceiling))
+
+
+def _parse_recipients(recipients: Sequence[str], limit: int) -> list[Any]:
+    if not recipients:
+        raise ValidationFailed("at least one recipient is needed", field="to")
+    if len(recipients) > limit:
+        raise ValidationFailed(
+            f"{len(recipients)} recipients; at most {limit} per request", field="to"
+        )
+    phones = []
+    single = len(recipients) == 1
+    for index, raw in enumerate(recipients):
+        try:
+            phones.append(parse_phone(raw))
+        except InvalidPhoneNumber as exc:
+            field_name = "to" if single else f"to[{index}]"
+            raise ValidationFailed(str(exc), field=field_name) from exc
+    return phones
+
+
+def _check_text(text: str, limit: int, *, allow_empty: bool = False) -> str:
+    if not text and not allow_empty:
+        raise ValidationFailed("text must not be empty", field="text")
+    if len(text) > limit:
+        raise ValidationFailed(
+            f"text is {len(text)} characters; the limit is {limit}", field="text"
+        )
+    if "\x00" in text:
+        raise ValidationFailed("text must not contain NUL characters", field="text")
+    return text
+
+
+def _check_sender(sender: str | None) -> str | None:
+    if sender is None or sender == "":
+        return None
+    if sender.lstrip("+").isdigit():
+        try:
+            return parse_phone(sender).e164
+        except InvalidPhoneNumber as exc:
+            raise ValidationFailed(str(exc), field="sender") from exc
+    if not _ALPHANUMERIC_SENDER.match(sender):
+        raise ValidationFailed(
+            "sender must be a phone number or 1 to 11 letters and digits", field="sender"
+        )
+    return sender
+
+
+def _check_schedule(schedule_at: datetime | None, now: datetime, settings: Settings) -> datetime:
+    if schedule_at is None:
+        return now
+    moment = as_utc(schedule_at)
+    if moment < now - _PAST_TOLERANCE:
+        raise ValidationFailed("schedule_at is in the past", field="schedule_at")
+    if moment > now + timedelta(days=settings.max_schedule_days):
+        raise ValidationFailed(
+            f"schedule_at is more than {settings.max_schedule_days} days ahead",
+            field="schedule_at",
+        )
+    return max(moment, now)
+
+
+messages = MessageService()

@@ -1,0 +1,222 @@
+"""Background work for messages: the dispatcher, housekeeping, and the reporter channels use.
+
+Every loop commits its own transactions (the task wrapper is the edge here) and survives a
+failed iteration: an exception is logged and the loop goes on after a pause.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import defaultdict
+from collections.abc import Callable, Coroutine, Sequence
+from datetime import timedelta
+from typing import Any
+
+import structlog
+
+from textbridge.channels import (
+    Channel,
+    ChannelError,
+    Channels,
+    InboundSms,
+    InFlight,
+    OutboundMessage,
+    SendResult,
+    StatusReport,
+)
+from textbridge.db import Database
+from textbridge.kit.clock import utcnow
+from textbridge.kit.ids import new_id
+from textbridge.messages.repository import MessageRepository
+from textbridge.messages.service import messages
+from textbridge.metrics import DISPATCH_BATCH_SECONDS
+from textbridge.models import MessageType
+from textbridge.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+
+class Reporter:
+    """Where channels send delivery reports and inbound messages: straight into the database."""
+
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self.db = db
+        self.settings = settings
+
+    async def report(self, reports: Sequence[StatusReport]) -> None:
+        async with self.db.transaction() as session:
+            await messages.record_reports(session, reports)
+
+    async def receive(self, inbound: Sequence[InboundSms]) -> None:
+        async with self.db.transaction() as session:
+            for sms in inbound:
+                await messages.receive(session, sms, settings=self.settings)
+
+
+class Dispatcher:
+    """Claims due messages under a lease, hands them to their channel, records the outcome."""
+
+    def __init__(self, db: Database, channels: Channels, settings: Settings) -> None:
+        self.db = db
+        self.channels = channels
+        self.settings = settings
+
+    async def run(self) -> None:
+        while True:
+            try:
+                handled = await self.dispatch_once()
+            except Exception:
+                log.exception("dispatch iteration failed")
+                handled = 0
+                await asyncio.sleep(1.0)
+            if handled == 0:
+                messages.wakeup.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(
+                        messages.wakeup.wait(), timeout=self.settings.dispatch_poll_seconds
+                    )
+
+    async def dispatch_once(self) -> int:
+        """One claim-send-record round; answers how many messages it handled."""
+        started = time.perf_counter()
+        owner = new_id()
+        now = utcnow()
+        async with self.db.transaction() as session:
+            claimed = await MessageRepository(session).claim(
+                now=now,
+                lease_until=now + timedelta(seconds=self.settings.lease_seconds),
+                owner=owner,
+                limit=self.settings.dispatch_batch_size,
+            )
+        if not claimed:
+            return 0
+        by_channel: dict[str, list[OutboundMessage]] = defaultdict(list)
+        attempts: dict[str, int] = {}
+        unroutable: list[SendResult] = []
+        for row in claimed:
+            message = OutboundMessage(
+                id=row.id,
+                phone=row.phone,
+                sender=row.sender,
+                type=MessageType(row.type),
+                text=row.text,
+                encoding=row.encoding,
+                segments=row.segments,
+                attempts=row.attempts,
+                extra=row.extra,
+            )
+            attempts[row.id] = row.attempts
+            channel = self.channels.get(row.channel) if row.channel else None
+            channel = channel or self.channels.route(message.type)
+            if channel is None:
+                error = ChannelError("no channel can send this message", code="no_route")
+                unroutable.append(SendResult.retry(row.id, error))
+            else:
+                by_channel[channel.name].append(message)
+        outcomes: list[tuple[str, list[SendResult]]] = [("", unroutable)] if unroutable else []
+        for name, batch in by_channel.items():
+            channel = self.channels.get(name)
+            assert channel is not None
+            outcomes.append((name, await _send(channel, batch)))
+        async with self.db.transaction() as session:
+            for name, results in outcomes:
+                await messages.record_results(
+                    session,
+                    owner=owner,
+                    channel=name,
+                    results=results,
+                    attempts=attempts,
+                    settings=self.settings,
+                )
+        DISPATCH_BATCH_SECONDS.observe(time.perf_counter() - started)
+        return len(claimed)
+
+
+async def _send(channel: Channel, batch: list[OutboundMessage]) -> list[SendResult]:
+    """Send in chunks the channel accepts; a channel error answers for its whole chunk."""
+    results: list[SendResult] = []
+    size = max(1, channel.capabilities.max_batch)
+    for start in range(0, len(batch), size):
+        chunk = batch[start : start + size]
+        try:
+            results.extend(await channel.send(chunk))
+        except ChannelError as error:
+            make = SendResult.retry if error.retriable else SendResult.failed
+            results.extend(make(message.id, error) for message in chunk)
+        except Exception as exc:
+            # A bug or an unexpected failure in a channel: retry rather than lose the messages.
+            log.exception("channel send failed", channel=channel.name)
+            crash = ChannelError(f"channel error: {type(exc).__name__}", code="channel_crash")
+            results.extend(SendResult.retry(message.id, crash) for message in chunk)
+    return results
+
+
+class Housekeeping:
+    """Periodic jobs: release scheduled messages, reclaim lapsed leases, expire what is too old."""
+
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self.db = db
+        self.settings = settings
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.run_once()
+            except Exception:
+                log.exception("housekeeping iteration failed")
+            await asyncio.sleep(self.settings.maintenance_interval_seconds)
+
+    async def run_once(self) -> None:
+        now = utcnow()
+        async with self.db.transaction() as session:
+            repository = MessageRepository(session)
+            promoted = await repository.promote_scheduled(now)
+            released = await repository.release_lapsed_leases(now)
+        if promoted or released:
+            log.info("queue maintenance", scheduled_due=promoted, leases_released=released)
+            messages.wakeup.set()
+        while True:
+            async with self.db.transaction() as session:
+                expired = await messages.expire_due(session)
+            if expired < 1000:
+                break
+
+
+class Worker:
+    """The background half of a Textbridge process: channels, dispatcher and housekeeping."""
+
+    def __init__(self, db: Database, channels: Channels, settings: Settings) -> None:
+        self.db = db
+        self.channels = channels
+        self.settings = settings
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        await self.channels.start(Reporter(self.db, self.settings))
+        await self._resume_in_flight()
+        jobs: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {
+            "dispatcher": Dispatcher(self.db, self.channels, self.settings).run,
+            "housekeeping": Housekeeping(self.db, self.settings).run,
+        }
+        self._tasks = [asyncio.create_task(job(), name=name) for name, job in jobs.items()]
+
+    async def _resume_in_flight(self) -> None:
+        for channel in self.channels:
+            async with self.db.transaction() as session:
+                rows = await MessageRepository(session).in_flight(channel.name)
+            if rows:
+                log.info("resuming reports", channel=channel.name, count=len(rows))
+                await channel.resume(
+                    [InFlight(r.id, r.phone, r.channel_ref, r.sent_at) for r in rows]
+                )
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        await self.channels.stop()

@@ -1,0 +1,22 @@
+"""Tables, one module each. Imports only ``kit`` and ``db``."""
+
+from textbridge.models.account import Account
+from textbridge.models.api_key import ApiKey
+from textbridge.models.idempotency import IdempotencyRecord
+from textbridge.models.ledger import LedgerEntry, LedgerKind
+from textbridge.models.message import Direction, Message, MessageStatus, MessageType
+from textbridge.models.price import DEFAULT_COUNTRY, Price
+
+__all__ = [
+    "DEFAULT_COUNTRY",
+    "Account",
+    "ApiKey",
+    "Direction",
+    "IdempotencyRecord",
+    "LedgerEntry",
+    "LedgerKind",
+    "Message",
+    "MessageStatus",
+    "MessageType",
+    "Price",
+]

@@ -1,0 +1,106 @@
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, SmallInteger, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from textbridge.db.base import Base, UTCDateTime
+
+
+class Direction(StrEnum):
+    OUT = "out"
+    IN = "in"
+
+
+class MessageType(StrEnum):
+    PLAIN = "plain"
+    VOICE = "voice"
+    MMS = "mms"
+
+
+class MessageStatus(StrEnum):
+    """``accepted`` (scheduled for later) → ``queued`` → ``dispatching`` → ``sent`` → a final
+    status; ``received`` for inbound."""
+
+    ACCEPTED = "accepted"
+    QUEUED = "queued"
+    DISPATCHING = "dispatching"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+    RECEIVED = "received"
+
+    @property
+    def is_final(self) -> bool:
+        return self in FINAL_STATUSES
+
+
+FINAL_STATUSES = frozenset(
+    {
+        MessageStatus.DELIVERED,
+        MessageStatus.FAILED,
+        MessageStatus.EXPIRED,
+        MessageStatus.CANCELLED,
+        MessageStatus.RECEIVED,
+    }
+)
+
+
+class Message(Base):
+    """One row per recipient (or per inbound SMS). ``phone`` is always the other party."""
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        Index("ix_messages_queue", "status", "priority", "due_at"),
+        Index("ix_messages_expiry", "status", "expires_at"),
+        Index("ix_messages_account", "account_id", "id"),
+        Index("ix_messages_account_phone", "account_id", "phone"),
+        Index("ix_messages_batch", "batch_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(26), primary_key=True)
+    account_id: Mapped[str] = mapped_column(
+        String(26), ForeignKey("accounts.id", ondelete="CASCADE")
+    )
+    batch_id: Mapped[str] = mapped_column(String(26))
+    direction: Mapped[str] = mapped_column(String(3))
+    phone: Mapped[str] = mapped_column(String(16))  # recipient (out) or originator (in), E.164
+    sender: Mapped[str | None] = mapped_column(String(32))  # our side: sender id or our number
+    type: Mapped[str] = mapped_column(String(8), default=MessageType.PLAIN)
+    text: Mapped[str] = mapped_column(Text)
+    encoding: Mapped[str] = mapped_column(String(8))
+    segments: Mapped[int] = mapped_column(SmallInteger)
+    region: Mapped[str] = mapped_column(String(3))
+    country: Mapped[str] = mapped_column(String(64))
+    price_micros: Mapped[int] = mapped_column(BigInteger, default=0)
+    status: Mapped[str] = mapped_column(String(12))
+    priority: Mapped[int] = mapped_column(SmallInteger, default=5)  # lower goes first
+    custom_id: Mapped[str | None] = mapped_column(String(255))
+    extra: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # type-specific fields
+
+    channel: Mapped[str | None] = mapped_column(String(32))
+    channel_ref: Mapped[str | None] = mapped_column(String(64))
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    error_message: Mapped[str | None] = mapped_column(String(255))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    lease_owner: Mapped[str | None] = mapped_column(String(26))  # which claim holds it
+
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    dispatching_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    expired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    received_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -1,0 +1,36 @@
+"""The objects a process builds once at startup and shares: settings, database, channels and,
+when this process runs them, the background workers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textbridge.channels import Channels
+from textbridge.db import Database
+from textbridge.messages.tasks import Worker
+from textbridge.settings import Role, Settings
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    db: Database
+    channels: Channels
+    worker: Worker | None = None
+
+    @classmethod
+    def build(cls, settings: Settings) -> Runtime:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        db = Database(settings.resolved_database_url)
+        channels = Channels.from_settings(settings)
+        worker = Worker(db, channels, settings) if settings.role is not Role.API else None
+        return cls(settings=settings, db=db, channels=channels, worker=worker)
+
+    async def start(self) -> None:
+        if self.worker is not None:
+            await self.worker.start()
+
+    async def stop(self) -> None:
+        if self.worker is not None:
+            await self.worker.stop()
+        await self.db.dispose()

@@ -1,0 +1,118 @@
+"""One typed settings object, read from the environment (prefix ``TEXTBRIDGE_``)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from enum import StrEnum
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Role(StrEnum):
+    """What a ``textbridge serve`` process runs."""
+
+    ALL = "all"
+    API = "api"
+    WORKER = "worker"
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+_PLACEHOLDER_SECRETS = frozenset({"changeme", "secret", "change-me", "placeholder"})
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TEXTBRIDGE_", extra="ignore")
+
+    env: Environment = Environment.DEVELOPMENT
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    data_dir: Path = Path(".textbridge")
+    database_url: str | None = None
+    admin_api_key: str | None = None
+    secret_key: str | None = None
+    role: Role = Role.ALL
+    log_level: str = "info"
+    auto_migrate: bool = True
+
+    # Accounts and money.
+    admin_account_name: str = "admin"
+    admin_initial_balance: float = Field(default=1_000_000, ge=0)
+    currency: str = "USD"
+
+    # Messages.
+    max_text_length: int = Field(default=1600, ge=1)
+    max_recipients: int = Field(default=1000, ge=1)
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    default_ttl_seconds: int = Field(default=72 * 3600, ge=1)
+    max_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=1)
+    max_schedule_days: int = Field(default=365, ge=1)
+
+    # Dispatch.
+    dispatch_batch_size: int = Field(default=200, ge=1)
+    dispatch_poll_seconds: float = Field(default=1.0, gt=0)
+    lease_seconds: float = Field(default=30.0, gt=0)
+    max_attempts: int = Field(default=8, ge=1)
+    retry_base_seconds: float = Field(default=2.0, gt=0)
+    retry_max_seconds: float = Field(default=600.0, gt=0)
+    maintenance_interval_seconds: float = Field(default=1.0, gt=0)
+
+    # Simulator channel.
+    simulator_enabled: bool = True
+    simulator_delivery_delay_ms: int = Field(default=1000, ge=0)
+    simulator_send_latency_ms: int = Field(default=0, ge=0)
+    simulator_loss_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    simulator_temporary_failures: int = Field(default=2, ge=0)
+
+    @field_validator("database_url")
+    @classmethod
+    def _normalise_database_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        # Users paste plain libpq URLs; we always talk to PostgreSQL through asyncpg.
+        for plain in ("postgres://", "postgresql://"):
+            if value.startswith(plain):
+                return "postgresql+asyncpg://" + value.removeprefix(plain)
+        return value
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'textbridge.db').resolve()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.resolved_database_url.startswith("sqlite")
+
+    @cached_property
+    def resolved_secret_key(self) -> str:
+        """The server secret: from the environment, else generated once into DATA_DIR."""
+        if self.secret_key:
+            if self.env is Environment.PRODUCTION and (
+                self.secret_key.lower() in _PLACEHOLDER_SECRETS or len(self.secret_key) < 16
+            ):
+                raise ValueError("TEXTBRIDGE_SECRET_KEY is a placeholder; set a real secret")
+            return self.secret_key
+        path = self.data_dir / "secret-key"
+        if path.exists():
+            return path.read_text().strip()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        write_private_file(path, key + "\n")
+        return key
+
+
+def write_private_file(path: Path, content: str) -> None:
+    """Write a file readable by its owner only (mode 600) without a window where it is not."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(content)
+    os.chmod(path, 0o600)

@@ -1,0 +1,1 @@
+"""The simulator's API: inject what a phone would send to us."""
