@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from textbridge.accounts.service import accounts
+from textbridge.billing.service import billing
 from textbridge.channels import Channels
 from textbridge.db import Database
 from textbridge.messages.tasks import Worker
@@ -21,6 +23,8 @@ class Runtime:
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+        accounts.forget()
+        billing.forget()
         db = Database(settings.resolved_database_url)
         channels = Channels.from_settings(settings)
         worker = Worker(db, channels, settings) if settings.role is not Role.API else None

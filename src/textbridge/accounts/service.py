@@ -37,6 +37,10 @@ class AccountService:
         # key stops working at once in this process and within seconds in the others.
         self._auth_cache: dict[str, tuple[Principal, float]] = {}
 
+    def forget(self) -> None:
+        """Drop cached state (a new runtime starts cold)."""
+        self._auth_cache.clear()
+
     async def authenticate(self, session: AsyncSession, raw_key: str) -> Principal:
         digest = hash_api_key(raw_key)
         cached = self._auth_cache.get(digest)

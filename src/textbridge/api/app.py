@@ -13,7 +13,6 @@ from fastapi import FastAPI
 from textbridge import __version__
 from textbridge.accounts.endpoints import router as accounts_router
 from textbridge.api import errors
-from textbridge.api.limits import BodySizeLimit
 from textbridge.billing.endpoints import router as billing_router
 from textbridge.bootstrap import bootstrap, migrate
 from textbridge.health.endpoints import router as health_router
@@ -54,6 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         summary="Self-hosted SMS gateway",
         lifespan=lifespan,
+        max_body_size=settings.max_body_bytes,
     )
     app.state.error_renderers = []
     errors.install(app)
@@ -65,7 +65,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         health_router,
     ):
         app.include_router(router)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     return app
 
 

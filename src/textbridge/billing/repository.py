@@ -59,7 +59,7 @@ class BillingRepository:
 
     async def prices(self) -> dict[str, int]:
         result = await self.session.execute(select(Price.country, Price.price_micros))
-        return {country: micros for country, micros in result.tuples()}
+        return {country: micros for country, micros in result.all()}
 
     async def set_price(self, country: str, micros: int, now: datetime) -> None:
         changed = await self.session.execute(

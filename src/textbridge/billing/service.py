@@ -49,6 +49,10 @@ class BillingService:
         self._prices: dict[str, int] | None = None
         self._prices_loaded_at = 0.0
 
+    def forget(self) -> None:
+        """Drop cached state (a new runtime starts cold)."""
+        self._prices = None
+
     async def price_table(self, session: AsyncSession) -> dict[str, int]:
         now = time.monotonic()
         if self._prices is None or now - self._prices_loaded_at > _PRICE_CACHE_SECONDS:

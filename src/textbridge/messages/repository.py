@@ -291,4 +291,4 @@ class MessageRepository:
         result = await self.session.execute(
             select(Message.status, func.count()).group_by(Message.status)
         )
-        return {status: int(count) for status, count in result.tuples()}
+        return {status: int(count) for status, count in result.all()}

@@ -1,0 +1,73 @@
+"""A real ``textbridge serve`` process on 127.0.0.1, for tests where the wire and the process
+boundary matter (crash recovery, the CLI)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.conftest import ADMIN_KEY
+
+
+class ServerProcess:
+    def __init__(self, *, port: int, data_dir: Path, database_url: str, **settings: Any) -> None:
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.log = data_dir / f"server-{port}-{time.monotonic_ns()}.log"
+        self.env = {
+            **os.environ,
+            "TEXTBRIDGE_PORT": str(port),
+            "TEXTBRIDGE_DATA_DIR": str(data_dir),
+            "TEXTBRIDGE_DATABASE_URL": database_url,
+            "TEXTBRIDGE_ADMIN_API_KEY": ADMIN_KEY,
+            "TEXTBRIDGE_SECRET_KEY": "test-secret-key-not-for-production",
+        }
+        self.env.update({f"TEXTBRIDGE_{k.upper()}": str(v) for k, v in settings.items()})
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 30) -> ServerProcess:
+        with self.log.open("wb") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "textbridge", "serve"],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited: {self.log.read_text()}")
+            try:
+                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"server did not start: {self.log.read_text()}")
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(
+            base_url=self.url, headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=30
+        )
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown handler runs, as in a crash or an OOM kill."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
