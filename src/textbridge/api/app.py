@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from textbridge import __version__
 from textbridge.accounts.endpoints import router as accounts_router
 from textbridge.api import errors
+from textbridge.api.guard import RequestGuard
 from textbridge.billing.endpoints import router as billing_router
 from textbridge.bootstrap import bootstrap, migrate
 from textbridge.health.endpoints import router as health_router
@@ -53,8 +54,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         summary="Self-hosted SMS gateway",
         lifespan=lifespan,
-        max_body_size=settings.max_body_bytes,
     )
+    # Our own body limit rather than FastAPI's ``max_body_size``, whose 413 is plain text.
+    app.add_middleware(RequestGuard, max_body_bytes=settings.max_body_bytes)
     app.state.error_renderers = []
     errors.install(app)
     for router in (

@@ -17,7 +17,7 @@ from textbridge.runtime import Runtime
 from textbridge.settings import Settings
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
 
@@ -25,11 +25,11 @@ def get_runtime(request: Request) -> Runtime:
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
-def get_settings(runtime: RuntimeDep) -> Settings:
+async def get_settings(runtime: RuntimeDep) -> Settings:
     return runtime.settings
 
 
-def get_channels(runtime: RuntimeDep) -> Channels:
+async def get_channels(runtime: RuntimeDep) -> Channels:
     return runtime.channels
 
 

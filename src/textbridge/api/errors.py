@@ -6,7 +6,7 @@ in the shape it knows.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
@@ -53,29 +53,76 @@ def _renderer(request: Request) -> ErrorRenderer:
     return native_error
 
 
+def render(request: Request, error: TextbridgeError) -> Response:
+    """An error in the shape the caller's API speaks (native, or a dialect's)."""
+    return _renderer(request)(error)
+
+
 def from_validation(exc: RequestValidationError) -> ValidationFailed:
     """The first problem pydantic found, with a dotted field path (``to[2]``, ``text``)."""
     errors: list[dict[str, Any]] = list(exc.errors())
     if not errors:
         return ValidationFailed("invalid request")
-    first = errors[0]
-    location = [part for part in first.get("loc", ()) if part not in ("body", "query", "path")]
-    # pydantic reports a union's failed branch as a location part ("list[...]", "str"): drop it.
-    location = [p for p in location if not (isinstance(p, str) and ("[" in p or p == "str"))]
-    field = ""
-    for part in location:
-        field += f"[{part}]" if isinstance(part, int) else (f".{part}" if field else str(part))
+    first = _most_relevant(errors)
+    field = _field_path(first.get("loc", ()))
     kind = first.get("type", "")
     if kind == "json_invalid":
         return ValidationFailed("the body is not valid JSON")
     if kind == "missing":
-        return ValidationFailed(f"{field} is required", field=field or None)
+        if not field:
+            return ValidationFailed("the body must be a JSON object; it is empty")
+        return ValidationFailed(f"{field} is required", field=field)
     if kind == "extra_forbidden":
         return ValidationFailed(f"{field} is not a known field", field=field or None)
     if kind in ("model_type", "model_attributes_type") and not field:
         return ValidationFailed("the body must be a JSON object")
     message = str(first.get("msg", "invalid value"))
     return ValidationFailed(f"{field}: {message}" if field else message, field=field or None)
+
+
+# How pydantic names the branches of a union in an error location ("str", "constrained-str",
+# "list[constrained-str]", "function-after[...]"): not field names, so left out of the path.
+_SOURCES = frozenset({"body", "query", "path", "header", "cookie"})
+_BARE_TAGS = frozenset({"str", "int", "float", "bool", "bytes", "none", "decimal", "list", "dict"})
+_TAG_PREFIXES = ("constrained-", "function-", "lax-or-strict", "json-or-python", "nullable")
+
+
+def _is_union_tag(part: object) -> bool:
+    return isinstance(part, str) and (
+        part in _BARE_TAGS or "[" in part or part.startswith(_TAG_PREFIXES)
+    )
+
+
+def _field_path(loc: Sequence[Any]) -> str:
+    # The first part says where the value came from (body, query, path, header): not a field.
+    location = list(loc[1:]) if loc and loc[0] in _SOURCES else list(loc)
+    field = ""
+    for part in location:
+        if _is_union_tag(part):
+            continue
+        field += f"[{part}]" if isinstance(part, int) else (f".{part}" if field else str(part))
+    return field
+
+
+def _most_relevant(errors: list[dict[str, Any]]) -> dict[str, Any]:
+    """A union reports one error per branch. A branch whose type did not match at all ("a
+    valid string" for a list) says less than a sibling branch that matched and then failed
+    inside (an item of the list, its length): prefer that one."""
+    first = errors[0]
+    if not _wrong_branch(first):
+        return first
+    union = tuple(first.get("loc", ()))[:-1]
+    for error in errors[1:]:
+        loc = tuple(error.get("loc", ()))
+        sibling = len(loc) > len(union) and loc[: len(union)] == union
+        if sibling and _is_union_tag(loc[len(union)]) and not _wrong_branch(error):
+            return error
+    return first
+
+
+def _wrong_branch(error: dict[str, Any]) -> bool:
+    loc = error.get("loc", ())
+    return bool(loc) and _is_union_tag(loc[-1]) and str(error.get("type", "")).endswith("_type")
 
 
 def install(app: FastAPI) -> None:

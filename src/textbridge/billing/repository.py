@@ -6,10 +6,17 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from typing import cast
+
+from sqlalchemy import Table, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from textbridge.models import Account, LedgerEntry, Price
+
+# Core tables: balance updates and ledger inserts sit on the send path, and Core statements
+# skip the ORM's session synchronisation and bulk-persistence bookkeeping.
+_ACCOUNTS = cast(Table, Account.__table__)
+_LEDGER = cast(Table, LedgerEntry.__table__)
 
 
 class BillingRepository:
@@ -20,22 +27,26 @@ class BillingRepository:
         """Take ``amount`` if the balance covers it, in one conditional statement.
 
         Returns the new balance, or ``None`` when the balance is too low (nothing changed)."""
-        result = await self.session.execute(
-            update(Account)
-            .where(Account.id == account_id, Account.balance_micros >= amount)
-            .values(balance_micros=Account.balance_micros - amount)
-            .returning(Account.balance_micros)
+        connection = await self.session.connection()
+        result = await connection.execute(
+            update(_ACCOUNTS)
+            .where(_ACCOUNTS.c.id == account_id, _ACCOUNTS.c.balance_micros >= amount)
+            .values(balance_micros=_ACCOUNTS.c.balance_micros - amount)
+            .returning(_ACCOUNTS.c.balance_micros)
         )
-        return result.scalar_one_or_none()
+        balance: int | None = result.scalar_one_or_none()
+        return balance
 
     async def add_to_balance(self, account_id: str, amount: int) -> int:
-        result = await self.session.execute(
-            update(Account)
-            .where(Account.id == account_id)
-            .values(balance_micros=Account.balance_micros + amount)
-            .returning(Account.balance_micros)
+        connection = await self.session.connection()
+        result = await connection.execute(
+            update(_ACCOUNTS)
+            .where(_ACCOUNTS.c.id == account_id)
+            .values(balance_micros=_ACCOUNTS.c.balance_micros + amount)
+            .returning(_ACCOUNTS.c.balance_micros)
         )
-        return result.scalar_one()
+        balance: int = result.scalar_one()
+        return balance
 
     async def balance(self, account_id: str) -> int:
         result = await self.session.execute(
@@ -46,7 +57,8 @@ class BillingRepository:
     async def add_entries(self, entries: Iterable[dict[str, Any]]) -> None:
         rows = list(entries)
         if rows:
-            await self.session.execute(insert(LedgerEntry), rows)
+            connection = await self.session.connection()
+            await connection.execute(insert(_LEDGER), rows)
 
     async def entries(
         self, account_id: str, *, before: str | None, limit: int

@@ -15,6 +15,7 @@ from textbridge.errors import InsufficientBalance, NotFound, ValidationFailed
 from textbridge.kit.clock import utcnow
 from textbridge.kit.ids import new_id
 from textbridge.kit.money import from_micros, to_micros
+from textbridge.kit.phone import is_region
 from textbridge.models import DEFAULT_COUNTRY, LedgerEntry, LedgerKind
 
 # Per segment, in the currency's units. Editable through the API; these seed an empty table.
@@ -73,6 +74,9 @@ class BillingService:
         self._prices = None
 
     async def set_price(self, session: AsyncSession, country: str, micros: int) -> None:
+        if country != DEFAULT_COUNTRY and not is_region(country):
+            # No number would ever be priced by it.
+            raise ValidationFailed(f"{country} is not a country code", field="country")
         await BillingRepository(session).set_price(country, micros, utcnow())
         self._prices = None
 

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import event, make_url, text
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -15,6 +15,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.pool import ConnectionPoolEntry
+
+from textbridge.db._sqlite import connect as sqlite_connector
 
 
 class Database:
@@ -27,7 +29,12 @@ class Database:
         if self.is_sqlite:
             # One connection: SQLite has one writer at a time anyway, and queueing on our pool
             # is fair and instant where SQLite's busy handler sleeps and retries.
-            kwargs.update(pool_size=1, max_overflow=0, pool_timeout=60)
+            kwargs.update(
+                pool_size=1,
+                max_overflow=0,
+                pool_timeout=60,
+                async_creator=sqlite_connector(make_url(url).database or ":memory:"),
+            )
         else:
             kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=False)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
@@ -68,7 +75,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA busy_timeout=10000")
         cursor.execute("PRAGMA temp_store=MEMORY")
         cursor.close()
 

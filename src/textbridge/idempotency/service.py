@@ -33,8 +33,10 @@ class IdempotencyService:
     async def replay(
         self, session: AsyncSession, *, account_id: str, key: str, request_hash: str
     ) -> StoredAnswer | None:
-        if not 1 <= len(key) <= 255:
-            raise ValidationFailed("Idempotency-Key must be 1 to 255 characters", field="key")
+        if not 1 <= len(key) <= 255 or not key.isprintable():
+            raise ValidationFailed(
+                "Idempotency-Key must be 1 to 255 printable characters", field="Idempotency-Key"
+            )
         record = await IdempotencyRepository(session).get(account_id, key)
         if record is None:
             return None

@@ -13,8 +13,13 @@ def new_id() -> str:
 
 def id_floor(moment: datetime) -> str:
     """The smallest id that can have been made at ``moment`` (for time-range queries on ids)."""
-    return str(ULID.from_timestamp(moment.timestamp()))[:10] + "0" * 16
+    return _time_part(moment) + "0" * 16
 
 
 def id_ceiling(moment: datetime) -> str:
-    return str(ULID.from_timestamp(moment.timestamp()))[:10] + "Z" * 16
+    return _time_part(moment) + "Z" * 16
+
+
+def _time_part(moment: datetime) -> str:
+    # ULIDs start at the Unix epoch: any earlier moment is before every id.
+    return str(ULID.from_timestamp(max(0.0, moment.timestamp())))[:10]

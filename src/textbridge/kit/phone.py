@@ -76,6 +76,11 @@ def parse_phone(raw: str) -> Phone:
     )
 
 
+def is_region(code: str) -> bool:
+    """Whether ``code`` is a region phone numbers can belong to (ISO 3166-1 alpha-2 mostly)."""
+    return code in phonenumbers.SUPPORTED_REGIONS
+
+
 def number_type(e164: str) -> str:
     """``mobile``, ``fixed_line``, ``premium_rate``... of an already valid number."""
     return NUMBER_TYPE_NAMES.get(phonenumbers.number_type(phonenumbers.parse(e164)), "unknown")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Header, Query, Request, Response
@@ -97,6 +97,9 @@ async def list_messages(
         before = decode_cursor(cursor) if cursor else None
     except InvalidCursor as exc:
         raise ValidationFailed("cursor is not one this API gave out", field="cursor") from exc
+    # Times without an offset are UTC, as everywhere in this API.
+    since = _aware(since) if since else None
+    until = _aware(until) if until else None
     if since and until and since > until:
         raise ValidationFailed("since is after until", field="since")
     where = MessageFilter(
@@ -133,3 +136,8 @@ def _phone_filter(phone: str | None) -> str | None:
         return parse_phone(phone).e164
     except InvalidPhoneNumber as exc:
         raise ValidationFailed(str(exc), field="phone") from exc
+
+
+def _aware(moment: datetime) -> datetime:
+    # Not converted to UTC: the extremes (year 1 at +14:00) have no UTC form, yet compare fine.
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

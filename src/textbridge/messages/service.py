@@ -97,6 +97,8 @@ class MessageService:
         phones = _parse_recipients(command.recipients, settings.max_recipients)
         text = _check_text(command.text, settings.max_text_length)
         sender = _check_sender(command.sender)
+        if command.custom_id is not None and "\x00" in command.custom_id:
+            raise ValidationFailed("custom_id must not contain NUL characters", field="custom_id")
         if channels.route(command.type) is None:
             raise ValidationFailed(
                 f"no channel can send {command.type.value} messages", field="type"
@@ -397,7 +399,10 @@ def _check_sender(sender: str | None) -> str | None:
 def _check_schedule(schedule_at: datetime | None, now: datetime, settings: Settings) -> datetime:
     if schedule_at is None:
         return now
-    moment = as_utc(schedule_at)
+    try:
+        moment = as_utc(schedule_at)
+    except OverflowError as exc:  # e.g. year 1 at +14:00 is before the first UTC moment
+        raise ValidationFailed("schedule_at is out of range", field="schedule_at") from exc
     if moment < now - _PAST_TOLERANCE:
         raise ValidationFailed("schedule_at is in the past", field="schedule_at")
     if moment > now + timedelta(days=settings.max_schedule_days):

@@ -1,0 +1,320 @@
+"""``make bench`` / ``python -m textbridge.bench``: throughput and latency on SQLite and PostgreSQL.
+
+For each database it starts real ``textbridge serve`` processes on 127.0.0.1 and measures:
+
+1. acceptance, 1 recipient per request: ``POST /v1/messages`` driven by ``wrk`` (API role only,
+   so the figure is the API's own), requests per second and latency percentiles;
+2. acceptance, 100 recipients per request: the same, in recipients per second;
+3. end to end: a fixed number of messages accepted in 100-recipient requests and dispatched
+   through the simulator (no delivery delay) by one ``serve`` process running API and workers;
+   messages per second from the first acceptance to the last ``delivered``, and p50/p99 of
+   each message's own acceptance-to-delivered time, read from the database's timestamps.
+
+Every distinct number is sent once per run, so the phone-number cache never flatters a figure.
+Traffic goes only to 127.0.0.1; every phase is bounded in time and count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+from sqlalchemy import select
+
+from textbridge.db import Database
+from textbridge.models import Message
+
+ADMIN_KEY = "tb_bench_admin_key_0123456789abcdef"
+POSTGRES_ADMIN_URL = os.environ.get(
+    "TEXTBRIDGE_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+
+# Numbers 415-200-0000 onwards: valid, and outside the simulator's failure ranges.
+_LUA = """
+counter = %(offset)d
+thread_id = 0
+setup = function(thread)
+  thread:set("thread_id", thread_id)
+  thread_id = thread_id + 1
+end
+init = function(args)
+  counter = counter + thread_id * 5000000
+end
+request = function()
+  local numbers = {}
+  for i = 1, %(recipients)d do
+    counter = counter + 1
+    numbers[i] = '"+1415' .. string.format("%%07d", 2000000 + counter %% 7000000) .. '"'
+  end
+  local body = '{"to":[' .. table.concat(numbers, ",") .. '],"text":"Benchmark message"}'
+  return wrk.format("POST", "/v1/messages", {
+    ["Authorization"] = "Bearer %(key)s",
+    ["Content-Type"] = "application/json",
+  }, body)
+end
+"""
+
+
+@dataclass
+class WrkResult:
+    requests_per_second: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    requests: int
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class Server:
+    def __init__(self, data_dir: Path, database_url: str, **settings: Any) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {
+            **os.environ,
+            "TEXTBRIDGE_PORT": str(self.port),
+            "TEXTBRIDGE_DATA_DIR": str(data_dir),
+            "TEXTBRIDGE_DATABASE_URL": database_url,
+            "TEXTBRIDGE_ADMIN_API_KEY": ADMIN_KEY,
+            "TEXTBRIDGE_ADMIN_INITIAL_BALANCE": "100000000000",
+            "TEXTBRIDGE_LOG_LEVEL": "warning",
+        }
+        env.update({f"TEXTBRIDGE_{k.upper()}": str(v) for k, v in settings.items()})
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "textbridge", "serve"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                time.sleep(0.1)
+        raise RuntimeError("server did not start")
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def run_wrk(url: str, *, recipients: int, seconds: int, connections: int, offset: int) -> WrkResult:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(_LUA % {"recipients": recipients, "key": ADMIN_KEY, "offset": offset})
+    try:
+        output = subprocess.run(
+            [
+                "wrk",
+                "-t1",
+                f"-c{connections}",
+                f"-d{seconds}s",
+                "--latency",
+                "-s",
+                script.name,
+                url,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=seconds + 60,
+        ).stdout
+    finally:
+        os.unlink(script.name)
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
+    requests = int(re.search(r"(\d+) requests in", output).group(1))  # type: ignore[union-attr]
+    errors = 0
+    if match := re.search(r"Non-2xx or 3xx responses: (\d+)", output):
+        errors += int(match.group(1))
+    if match := re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
+    ):
+        errors += sum(int(g) for g in match.groups())
+    return WrkResult(rps, _percentile(output, "50%"), _percentile(output, "99%"), errors, requests)
+
+
+def _percentile(output: str, label: str) -> float:
+    match = re.search(rf"^\s+{re.escape(label)}\s+([\d.]+)(us|ms|s)\s*$", output, re.MULTILINE)
+    if match is None:
+        return float("nan")
+    value, unit = float(match.group(1)), match.group(2)
+    return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+
+async def end_to_end(url: str, database_url: str, *, total: int) -> dict[str, float]:
+    """Accept ``total`` messages in 100-recipient requests, wait for all to be delivered."""
+    per_request = 100
+    bodies = []
+    for r in range(total // per_request):
+        to = [f"+1415{3000000 + r * per_request + i:07d}" for i in range(per_request)]
+        bodies.append({"to": to, "text": "End to end"})
+    headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=60) as client:
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        for body in bodies:
+            queue.put_nowait(body)
+
+        async def sender() -> None:
+            while not queue.empty():
+                answer = await client.post("/v1/messages", json=queue.get_nowait())
+                answer.raise_for_status()
+
+        started = time.monotonic()
+        await asyncio.gather(*(sender() for _ in range(8)))
+        db = Database(database_url)
+        try:
+            deadline = started + 600
+            while time.monotonic() < deadline:
+                health = (await client.get("/health")).json()
+                if health["queue_depth"] == 0 and await _all_final(db, total):
+                    break
+                await asyncio.sleep(0.2)
+            else:
+                raise RuntimeError("end-to-end run did not finish in 600 s")
+            async with db.transaction() as session:
+                rows = (
+                    await session.execute(
+                        select(Message.accepted_at, Message.delivered_at, Message.status).where(
+                            Message.text == "End to end"
+                        )
+                    )
+                ).all()
+        finally:
+            await db.dispose()
+    delivered = [r for r in rows if r.status == "delivered"]
+    first = min(r.accepted_at for r in rows)
+    last = max(r.delivered_at for r in delivered)
+    latencies = sorted((r.delivered_at - r.accepted_at).total_seconds() * 1000 for r in delivered)
+    return {
+        "messages": len(rows),
+        "delivered": len(delivered),
+        "per_second": len(delivered) / (last - first).total_seconds(),
+        "p50_ms": statistics.median(latencies),
+        "p99_ms": latencies[int(len(latencies) * 0.99) - 1],
+    }
+
+
+async def _all_final(db: Database, total: int) -> bool:
+    async with db.transaction() as session:
+        rows = await session.execute(
+            select(Message.status).where(
+                Message.text == "End to end",
+                Message.status.in_(["delivered", "failed", "expired"]),
+            )
+        )
+        return len(rows.all()) >= total
+
+
+async def create_postgres(name: str) -> str:
+    admin = await asyncpg.connect(POSTGRES_ADMIN_URL)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    base = POSTGRES_ADMIN_URL.replace("postgresql://", "postgresql+asyncpg://", 1)
+    return base.rsplit("/", 1)[0] + f"/{name}"
+
+
+async def drop_postgres(name: str) -> None:
+    admin = await asyncpg.connect(POSTGRES_ADMIN_URL)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+def bench_backend(backend: str, *, seconds: int, e2e_total: int) -> dict[str, Any]:
+    work = Path(tempfile.mkdtemp(prefix=f"textbridge-bench-{backend}-"))
+    pg_name = f"textbridge_bench_{os.getpid()}"
+    try:
+        if backend == "sqlite":
+            database_url = f"sqlite+aiosqlite:///{work / 'bench.db'}"
+        else:
+            database_url = asyncio.run(create_postgres(pg_name))
+        results: dict[str, Any] = {}
+        server = Server(work, database_url, role="api")
+        try:
+            run_wrk(server.url, recipients=1, seconds=2, connections=16, offset=0)  # warm-up
+            results["single"] = run_wrk(
+                server.url, recipients=1, seconds=seconds, connections=32, offset=10_000
+            )
+            results["hundred"] = run_wrk(
+                server.url, recipients=100, seconds=seconds, connections=8, offset=20_000_000
+            )
+        finally:
+            server.stop()
+        server = Server(work, database_url, simulator_delivery_delay_ms=0, dispatch_batch_size=500)
+        try:
+            results["e2e"] = asyncio.run(end_to_end(server.url, database_url, total=e2e_total))
+        finally:
+            server.stop()
+        return results
+    finally:
+        if backend == "postgresql":
+            asyncio.run(drop_postgres(pg_name))
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def report(all_results: dict[str, dict[str, Any]]) -> str:
+    lines = [
+        "| database | 1 recipient/request | 100 recipients/request | end to end (simulator) |",
+        "|---|---|---|---|",
+    ]
+    for backend, r in all_results.items():
+        single, hundred, e2e = r["single"], r["hundred"], r["e2e"]
+        lines.append(
+            f"| {backend} "
+            f"| {single.requests_per_second:,.0f} req/s (p50 {single.p50_ms:.1f} ms, "
+            f"p99 {single.p99_ms:.1f} ms; {single.errors} errors) "
+            f"| {hundred.requests_per_second * 100:,.0f} recipients/s "
+            f"({hundred.requests_per_second:,.0f} req/s, p50 {hundred.p50_ms:.1f} ms, "
+            f"p99 {hundred.p99_ms:.1f} ms; {hundred.errors} errors) "
+            f"| {e2e['per_second']:,.0f} msg/s ({e2e['delivered']:,}/{e2e['messages']:,} "
+            f"delivered; p50 {e2e['p50_ms']:.0f} ms, p99 {e2e['p99_ms']:.0f} ms) |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--backend", choices=["sqlite", "postgresql"], action="append")
+    parser.add_argument("--seconds", type=int, default=10, help="per wrk phase")
+    parser.add_argument("--e2e-messages", type=int, default=20_000)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is needed: apt-get install -y wrk (make bench installs it)")
+    results = {}
+    for backend in args.backend or ["sqlite", "postgresql"]:
+        print(f"benchmarking {backend}...", file=sys.stderr, flush=True)
+        results[backend] = bench_backend(backend, seconds=args.seconds, e2e_total=args.e2e_messages)
+    print(report(results))
+
+
+if __name__ == "__main__":
+    main()
