@@ -9,7 +9,9 @@ from textbridge.accounts.service import accounts
 from textbridge.billing.service import billing
 from textbridge.channels import Channels
 from textbridge.db import Database
+from textbridge.messages.service import messages
 from textbridge.messages.tasks import Worker
+from textbridge.messages.writer import AcceptanceWriter
 from textbridge.settings import Role, Settings
 
 
@@ -18,6 +20,7 @@ class Runtime:
     settings: Settings
     db: Database
     channels: Channels
+    writer: AcceptanceWriter
     worker: Worker | None = None
 
     @classmethod
@@ -28,13 +31,17 @@ class Runtime:
         db = Database(settings.resolved_database_url)
         channels = Channels.from_settings(settings)
         worker = Worker(db, channels, settings) if settings.role is not Role.API else None
-        return cls(settings=settings, db=db, channels=channels, worker=worker)
+        writer = AcceptanceWriter(db, on_commit=messages.wakeup.set)
+        return cls(settings=settings, db=db, channels=channels, writer=writer, worker=worker)
 
     async def start(self) -> None:
+        if self.settings.role is not Role.WORKER:
+            await self.writer.start()
         if self.worker is not None:
             await self.worker.start()
 
     async def stop(self) -> None:
+        await self.writer.stop()
         if self.worker is not None:
             await self.worker.stop()
         await self.db.dispose()

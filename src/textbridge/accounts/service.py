@@ -41,6 +41,13 @@ class AccountService:
         """Drop cached state (a new runtime starts cold)."""
         self._auth_cache.clear()
 
+    def cached(self, raw_key: str) -> Principal | None:
+        """The key's owner if it was authenticated in the last few seconds."""
+        cached = self._auth_cache.get(hash_api_key(raw_key))
+        if cached is not None and time.monotonic() - cached[1] < _AUTH_CACHE_SECONDS:
+            return cached[0]
+        return None
+
     async def authenticate(self, session: AsyncSession, raw_key: str) -> Principal:
         digest = hash_api_key(raw_key)
         cached = self._auth_cache.get(digest)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from textbridge.billing.repository import BillingRepository
+from textbridge.db import Database
 from textbridge.errors import InsufficientBalance, NotFound, ValidationFailed
 from textbridge.kit.clock import utcnow
 from textbridge.kit.ids import new_id
@@ -36,6 +37,16 @@ _PRICE_CACHE_SECONDS = 5.0
 
 
 @dataclass(frozen=True, slots=True)
+class Charge:
+    """One debit among several written together (see ``charge_many``)."""
+
+    account_id: str
+    amount: int  # micros
+    reference: str
+    description: str
+
+
+@dataclass(frozen=True, slots=True)
 class Refund:
     account_id: str
     message_id: str
@@ -54,10 +65,13 @@ class BillingService:
         """Drop cached state (a new runtime starts cold)."""
         self._prices = None
 
-    async def price_table(self, session: AsyncSession) -> dict[str, int]:
+    async def price_table(self, db: Database) -> dict[str, int]:
+        """The price table, read through a short transaction of its own when the cache is
+        stale (the send path holds no session of its own while it waits to be written)."""
         now = time.monotonic()
         if self._prices is None or now - self._prices_loaded_at > _PRICE_CACHE_SECONDS:
-            self._prices = await BillingRepository(session).prices()
+            async with db.transaction() as session:
+                self._prices = await BillingRepository(session).prices()
             self._prices_loaded_at = now
         return self._prices
 
@@ -93,27 +107,47 @@ class BillingService:
     def unit_price(prices: dict[str, int], region: str) -> int:
         return prices.get(region, prices.get(DEFAULT_COUNTRY, 0))
 
-    async def charge(
-        self,
-        session: AsyncSession,
-        *,
-        account_id: str,
-        amount: int,
-        reference: str,
-        description: str,
-    ) -> int:
-        """Debit ``amount`` or raise ``InsufficientBalance`` having changed nothing."""
+    async def charge_many(
+        self, session: AsyncSession, charges: Sequence[Charge]
+    ) -> list[InsufficientBalance | None]:
+        """Debit several charges in one go, each all or nothing: the answer says, per charge,
+        ``None`` (debited) or the ``InsufficientBalance`` it failed with.
+
+        One conditional update per account covers all its charges when the balance allows
+        (the usual case); otherwise that account's charges are tried one by one in order."""
         repository = BillingRepository(session)
-        balance = await repository.debit_if_covered(account_id, amount)
-        if balance is None:
-            available = await repository.balance(account_id)
-            raise InsufficientBalance(
-                f"balance {from_micros(available)} does not cover the price {from_micros(amount)}"
-            )
-        await repository.add_entries(
-            [_entry(account_id, LedgerKind.DEBIT, -amount, balance, reference, description)]
+        outcomes: list[InsufficientBalance | None] = [None] * len(charges)
+        by_account: dict[str, list[int]] = defaultdict(list)
+        for index, charge in enumerate(charges):
+            by_account[charge.account_id].append(index)
+        entries = []
+        for account_id, indexes in sorted(by_account.items()):
+            total = sum(charges[i].amount for i in indexes)
+            balance = await repository.debit_if_covered(account_id, total)
+            if balance is not None:
+                # Walk back from the final balance so each entry states the balance after it.
+                after = balance + total
+                for i in indexes:
+                    after -= charges[i].amount
+                    entries.append(_debit_entry(charges[i], after))
+                continue
+            for i in indexes:
+                balance = await repository.debit_if_covered(account_id, charges[i].amount)
+                if balance is None:
+                    outcomes[i] = await self._shortfall(repository, account_id, charges[i].amount)
+                else:
+                    entries.append(_debit_entry(charges[i], balance))
+        await repository.add_entries(entries)
+        return outcomes
+
+    @staticmethod
+    async def _shortfall(
+        repository: BillingRepository, account_id: str, amount: int
+    ) -> InsufficientBalance:
+        available = await repository.balance(account_id)
+        return InsufficientBalance(
+            f"balance {from_micros(available)} does not cover the price {from_micros(amount)}"
         )
-        return balance
 
     async def credit(
         self,
@@ -187,6 +221,17 @@ class BillingService:
 
     async def balance(self, session: AsyncSession, account_id: str) -> int:
         return await BillingRepository(session).balance(account_id)
+
+
+def _debit_entry(charge: Charge, balance_after: int) -> dict[str, object]:
+    return _entry(
+        charge.account_id,
+        LedgerKind.DEBIT,
+        -charge.amount,
+        balance_after,
+        charge.reference,
+        charge.description,
+    )
 
 
 def _entry(

@@ -7,10 +7,10 @@ from typing import Annotated
 
 from fastapi import Header, Query, Request, Response
 
-from textbridge.api.deps import CallerDep, ChannelsDep, SessionDep, SettingsDep
+from textbridge.api.deps import CallerDep, RuntimeDep, SessionDep
 from textbridge.api.routing import make_router
 from textbridge.errors import ValidationFailed
-from textbridge.idempotency.service import StoredAnswer, fingerprint, idempotency
+from textbridge.idempotency.service import StoredAnswer, fingerprint
 from textbridge.kit.ids import id_ceiling, id_floor
 from textbridge.kit.money import from_micros
 from textbridge.kit.pagination import InvalidCursor, decode_cursor, encode_cursor
@@ -23,7 +23,7 @@ from textbridge.messages.schemas import (
     SendMessage,
     accepted_message,
 )
-from textbridge.messages.service import SendCommand, messages
+from textbridge.messages.service import Accepted, IdempotentRequest, SendCommand, messages
 from textbridge.models import Direction, MessageStatus
 
 router = make_router(prefix="/v1/messages", tags=["messages"])
@@ -35,21 +35,14 @@ JSON = "application/json"
 async def send_messages(
     body: SendMessage,
     request: Request,
-    session: SessionDep,
     caller: CallerDep,
-    settings: SettingsDep,
-    channels: ChannelsDep,
+    runtime: RuntimeDep,
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> Response:
-    """Send a message to one or many recipients. Answers once every message is stored."""
-    request_hash = ""
-    if idempotency_key is not None:
-        request_hash = fingerprint("POST", request.url.path, await request.body())
-        stored = await idempotency.replay(
-            session, account_id=caller.account_id, key=idempotency_key, request_hash=request_hash
-        )
-        if stored is not None:
-            return Response(stored.body, status_code=stored.status_code, media_type=JSON)
+    """Send a message to one or many recipients. Answers once every message is stored.
+
+    With an ``Idempotency-Key``, the same key and body answer the first answer again and create
+    nothing; the same key with another body is refused."""
     command = SendCommand(
         recipients=[body.to] if isinstance(body.to, str) else body.to,
         text=body.text,
@@ -59,7 +52,23 @@ async def send_messages(
         ttl_seconds=body.ttl_seconds,
         custom_id=body.custom_id,
     )
-    accepted = await messages.send(session, caller, command, settings=settings, channels=channels)
+    idempotent = None
+    if idempotency_key is not None:
+        request_hash = fingerprint("POST", request.url.path, await request.body())
+        idempotent = IdempotentRequest(idempotency_key, request_hash, _stored_answer)
+    outcome = await messages.send(
+        caller,
+        command,
+        settings=runtime.settings,
+        channels=runtime.channels,
+        writer=runtime.writer,
+        idempotent=idempotent,
+    )
+    answer = outcome if isinstance(outcome, StoredAnswer) else _stored_answer(outcome)
+    return Response(answer.body, status_code=answer.status_code, media_type=JSON)
+
+
+def _stored_answer(accepted: Accepted) -> StoredAnswer:
     answer = SendAnswer(
         batch_id=accepted.batch_id,
         status=MessageStatus.ACCEPTED if accepted.scheduled else MessageStatus.QUEUED,
@@ -67,16 +76,7 @@ async def send_messages(
         total_price=from_micros(accepted.total_price_micros),
         messages=[accepted_message(row) for row in accepted.messages],
     )
-    payload = answer.model_dump_json()
-    if idempotency_key is not None:
-        await idempotency.remember(
-            session,
-            account_id=caller.account_id,
-            key=idempotency_key,
-            request_hash=request_hash,
-            answer=StoredAnswer(202, payload),
-        )
-    return Response(payload, status_code=202, media_type=JSON)
+    return StoredAnswer(202, answer.model_dump_json())
 
 
 @router.get("", response_model=MessagePage)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import IntEnum
@@ -21,12 +21,14 @@ from textbridge.billing.service import Refund, billing
 from textbridge.channels import Channels, InboundSms, Outcome, SendResult, StatusReport
 from textbridge.db.engine import after_commit
 from textbridge.errors import Conflict, NotFound, ValidationFailed
+from textbridge.idempotency.service import StoredAnswer
 from textbridge.kit.clock import as_utc, utcnow
 from textbridge.kit.encoding import segment
 from textbridge.kit.ids import new_id
 from textbridge.kit.phone import InvalidPhoneNumber, parse_phone
 from textbridge.messages.repository import Finished, MessageFilter, MessageRepository
-from textbridge.metrics import MESSAGE_TRANSITIONS, MESSAGES_ACCEPTED, MESSAGES_RECEIVED
+from textbridge.messages.writer import Acceptance, AcceptanceWriter, IdempotencyClaim
+from textbridge.metrics import MESSAGE_TRANSITIONS, MESSAGES_RECEIVED
 from textbridge.models import Direction, Message, MessageStatus, MessageType
 from textbridge.settings import Settings
 
@@ -66,6 +68,16 @@ class Accepted:
 
 
 @dataclass(frozen=True, slots=True)
+class IdempotentRequest:
+    """An ``Idempotency-Key`` request: its key, its fingerprint, and how to render its answer
+    (stored with the messages, replayed for a retry)."""
+
+    key: str
+    request_hash: str
+    render: Callable[[Accepted], StoredAnswer]
+
+
+@dataclass(frozen=True, slots=True)
 class QueueFigures:
     depth: int
     oldest_age_seconds: float | None
@@ -82,17 +94,20 @@ class MessageService:
 
     async def send(
         self,
-        session: AsyncSession,
         caller: Principal,
         command: SendCommand,
         *,
         settings: Settings,
         channels: Channels,
-    ) -> Accepted:
-        """Validate, price and store one message per recipient, debiting the account.
+        writer: AcceptanceWriter,
+        idempotent: IdempotentRequest | None = None,
+    ) -> Accepted | StoredAnswer:
+        """Validate, price and store one message per recipient, debiting the account; answers
+        once they are committed.
 
         Raises before writing anything: a bad recipient, text or time is a 400 naming it, a
-        balance that does not cover the whole batch is a 402."""
+        balance that does not cover the whole batch is a 402. With ``idempotent``, a request
+        seen before answers its stored answer and writes nothing."""
         now = utcnow()
         phones = _parse_recipients(command.recipients, settings.max_recipients)
         text = _check_text(command.text, settings.max_text_length)
@@ -113,7 +128,7 @@ class MessageService:
         scheduled = due_at > now
         expires_at = due_at + timedelta(seconds=ttl)
         segmentation = segment(text)
-        prices = await billing.price_table(session)
+        prices = await billing.price_table(writer.db)
         batch_id = new_id()
         status = MessageStatus.ACCEPTED if scheduled else MessageStatus.QUEUED
         rows: list[dict[str, Any]] = []
@@ -148,24 +163,25 @@ class MessageService:
                     "queued_at": None if scheduled else now,
                 }
             )
-        await billing.charge(
-            session,
-            account_id=caller.account_id,
-            amount=total,
-            reference=batch_id,
-            description=f"{len(rows)} message(s)",
+        accepted = Accepted(batch_id, rows, total, scheduled)
+        claim = None
+        if idempotent is not None:
+            render = idempotent.render
+            claim = IdempotencyClaim(
+                idempotent.key, idempotent.request_hash, lambda: render(accepted)
+            )
+        replay = await writer.submit(
+            Acceptance(
+                account_id=caller.account_id,
+                batch_id=batch_id,
+                rows=rows,
+                total=total,
+                description=f"{len(rows)} message(s)",
+                idempotency=claim,
+                wakes_dispatcher=not scheduled,
+            )
         )
-        await MessageRepository(session).insert_many(rows)
-        after_commit(session, self._accepted(len(rows), wake=not scheduled))
-        return Accepted(batch_id, rows, total, scheduled)
-
-    def _accepted(self, count: int, *, wake: bool) -> Any:
-        def callback() -> None:
-            MESSAGES_ACCEPTED.inc(count)
-            if wake:
-                self.wakeup.set()
-
-        return callback
+        return accepted if replay is None else replay
 
     async def receive(
         self, session: AsyncSession, sms: InboundSms, *, settings: Settings

@@ -81,7 +81,9 @@ class Message(Base):
     status: Mapped[str] = mapped_column(String(12))
     priority: Mapped[int] = mapped_column(SmallInteger, default=5)  # lower goes first
     custom_id: Mapped[str | None] = mapped_column(String(255))
-    extra: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))  # type-specific fields
+    extra: Mapped[dict[str, Any] | None] = mapped_column(
+        JSON(none_as_null=True)
+    )  # type-specific fields
 
     channel: Mapped[str | None] = mapped_column(String(32))
     channel_ref: Mapped[str | None] = mapped_column(String(64))

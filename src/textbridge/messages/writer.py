@@ -1,0 +1,202 @@
+"""Group commit for accepted messages.
+
+Accepting a message is a few small writes (the debit, its ledger entry, the message rows, an
+idempotency record) and a commit; done one request per transaction, the fixed cost of each
+statement and commit through SQLAlchemy is most of a single-message request. The writer takes
+every acceptance waiting at that moment and writes them in one transaction: one conditional
+debit per account, one multi-row insert per table, one commit. Nobody waits for a batch to
+fill: while one transaction runs, the next requests queue up, so batches grow with the load and
+a lone request goes straight through.
+
+Each acceptance stays all or nothing. A charge the balance does not cover is refused alone
+(``charge_many``); if the batch's transaction fails for any other reason, its acceptances are
+written again one per transaction, so a bad one cannot take the others down with it. The
+request is answered only after the commit that holds its rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from textbridge.billing.service import Charge, billing
+from textbridge.db import Database
+from textbridge.errors import TextbridgeError
+from textbridge.idempotency.service import StoredAnswer, idempotency
+from textbridge.messages.repository import MessageRepository
+from textbridge.metrics import MESSAGES_ACCEPTED
+
+log = structlog.get_logger(__name__)
+
+MAX_ROWS_PER_TRANSACTION = 5000
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyClaim:
+    """Replay the stored answer for ``key``, or store ``render()``'s answer with the rows."""
+
+    key: str
+    request_hash: str
+    render: Callable[[], StoredAnswer]
+
+
+@dataclass(eq=False)
+class Acceptance:
+    """One request's messages, priced, waiting to be written."""
+
+    account_id: str
+    batch_id: str
+    rows: list[dict[str, Any]]
+    total: int
+    description: str
+    idempotency: IdempotencyClaim | None = None
+    wakes_dispatcher: bool = True
+    outcome: asyncio.Future[StoredAnswer | None] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+class AcceptanceWriter:
+    def __init__(self, db: Database, *, on_commit: Callable[[], None]) -> None:
+        self.db = db
+        self.on_commit = on_commit
+        self._queue: asyncio.Queue[Acceptance] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="acceptance-writer")
+
+    async def stop(self) -> None:
+        """Write what is queued, then stop."""
+        while not self._queue.empty():
+            await self._write(self._take_batch(self._queue.get_nowait()))
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def submit(self, acceptance: Acceptance) -> StoredAnswer | None:
+        """Write ``acceptance``; answers ``None`` once committed, or the stored answer of an
+        earlier request with the same idempotency key (then nothing was written)."""
+        if self._task is None:
+            # No writer running (a CLI or test process): write it alone, right away.
+            await self._write([acceptance])
+        else:
+            self._queue.put_nowait(acceptance)
+        return await acceptance.outcome
+
+    async def _run(self) -> None:
+        while True:
+            first = await self._queue.get()
+            await self._write(self._take_batch(first))
+
+    def _take_batch(self, first: Acceptance) -> list[Acceptance]:
+        batch = [first]
+        rows = len(first.rows)
+        keys = {_key_of(first)}
+        deferred: list[Acceptance] = []
+        while rows < MAX_ROWS_PER_TRANSACTION and not self._queue.empty():
+            item = self._queue.get_nowait()
+            key = _key_of(item)
+            if key is not None and key in keys:
+                deferred.append(item)  # the same idempotency key: after this batch commits
+                continue
+            keys.add(key)
+            batch.append(item)
+            rows += len(item.rows)
+        for item in deferred:
+            self._queue.put_nowait(item)
+        return batch
+
+    async def _write(self, batch: list[Acceptance]) -> None:
+        try:
+            async with self.db.transaction() as session:
+                outcomes = await _apply(session, batch)
+        except Exception as exc:
+            if len(batch) > 1:
+                for acceptance in batch:
+                    await self._write([acceptance])
+                return
+            if not isinstance(exc, TextbridgeError):
+                log.exception("could not write accepted messages", batch_id=batch[0].batch_id)
+            _settle(batch[0], exc)
+            return
+        written = 0
+        wake = False
+        for acceptance, outcome in zip(batch, outcomes, strict=True):
+            if outcome is None:
+                written += len(acceptance.rows)
+                wake = wake or acceptance.wakes_dispatcher
+            _settle(acceptance, outcome)
+        if written:
+            MESSAGES_ACCEPTED.inc(written)
+        if wake:
+            self.on_commit()
+
+
+async def _apply(
+    session: AsyncSession, batch: list[Acceptance]
+) -> list[StoredAnswer | TextbridgeError | None]:
+    """Write the batch in the session's transaction; per acceptance: ``None`` (written), the
+    stored answer to replay, or the error that refused it."""
+    outcomes: list[StoredAnswer | TextbridgeError | None] = [None] * len(batch)
+    for index, acceptance in enumerate(batch):
+        claim = acceptance.idempotency
+        if claim is not None:
+            try:
+                outcomes[index] = await idempotency.replay(
+                    session,
+                    account_id=acceptance.account_id,
+                    key=claim.key,
+                    request_hash=claim.request_hash,
+                )
+            except TextbridgeError as error:
+                outcomes[index] = error
+    pending = [i for i, outcome in enumerate(outcomes) if outcome is None]
+    refusals = await billing.charge_many(
+        session,
+        [
+            Charge(batch[i].account_id, batch[i].total, batch[i].batch_id, batch[i].description)
+            for i in pending
+        ],
+    )
+    rows: list[dict[str, Any]] = []
+    for i, refusal in zip(pending, refusals, strict=True):
+        if refusal is not None:
+            outcomes[i] = refusal
+            continue
+        rows.extend(batch[i].rows)
+        claim = batch[i].idempotency
+        if claim is not None:
+            await idempotency.remember(
+                session,
+                account_id=batch[i].account_id,
+                key=claim.key,
+                request_hash=claim.request_hash,
+                answer=claim.render(),
+            )
+    if rows:
+        await MessageRepository(session).insert_many(rows)
+    await session.flush()
+    return outcomes
+
+
+def _settle(acceptance: Acceptance, outcome: StoredAnswer | BaseException | None) -> None:
+    if acceptance.outcome.done():
+        return
+    if isinstance(outcome, BaseException):
+        acceptance.outcome.set_exception(outcome)
+    else:
+        acceptance.outcome.set_result(outcome)
+
+
+def _key_of(acceptance: Acceptance) -> tuple[str, str] | None:
+    claim = acceptance.idempotency
+    return None if claim is None else (acceptance.account_id, claim.key)
