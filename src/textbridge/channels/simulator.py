@@ -69,6 +69,17 @@ _RANGES = {
 }
 
 
+# What a report says: status, error code, error text.
+_Outcome = tuple[MessageStatus, str | None, str | None]
+_DELIVERED: _Outcome = (MessageStatus.DELIVERED, None, None)
+_UNDELIVERABLE: _Outcome = (
+    MessageStatus.FAILED,
+    "simulated_undeliverable",
+    "simulated: handset unreachable",
+)
+_LOST: _Outcome = (MessageStatus.FAILED, "simulated_loss", "simulated: lost in the network")
+
+
 def behaviour_of(phone: str) -> Behaviour:
     return _RANGES.get(phone[-7:], Behaviour.DELIVER)
 
@@ -94,8 +105,8 @@ class SimulatorChannel:
         self.name = name
         self.config = config
         self._reporter: ChannelReporter | None = None
-        # Pending delivery reports: (due on the monotonic clock, tie-breaker, report).
-        self._pending: list[tuple[float, int, StatusReport]] = []
+        # Reports owed: (due on the monotonic clock, tie-breaker, message id, outcome).
+        self._pending: list[tuple[float, int, str, _Outcome]] = []
         self._counter = itertools.count()
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -156,24 +167,15 @@ class SimulatorChannel:
         if behaviour is Behaviour.NEVER_DELIVER:
             return
         if behaviour is Behaviour.FAIL_AFTER_SENT:
-            report = StatusReport(
-                message_id,
-                MessageStatus.FAILED,
-                at=utcnow(),
-                error_code="simulated_undeliverable",
-                error_message="simulated: handset unreachable",
-            )
+            outcome = _UNDELIVERABLE
         elif self._lost(message_id):
-            report = StatusReport(
-                message_id,
-                MessageStatus.FAILED,
-                at=utcnow(),
-                error_code="simulated_loss",
-                error_message="simulated: lost in the network",
-            )
+            outcome = _LOST
         else:
-            report = StatusReport(message_id, MessageStatus.DELIVERED, at=utcnow())
-        heapq.heappush(self._pending, (time.monotonic() + delay, next(self._counter), report))
+            outcome = _DELIVERED
+        self._push(time.monotonic() + delay, message_id, outcome)
+
+    def _push(self, due: float, message_id: str, outcome: _Outcome) -> None:
+        heapq.heappush(self._pending, (due, next(self._counter), message_id, outcome))
         self._wakeup.set()
 
     def _lost(self, message_id: str) -> bool:
@@ -195,25 +197,23 @@ class SimulatorChannel:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wakeup.wait(), timeout=delay)
                 continue
-            due: list[StatusReport] = []
+            due: list[tuple[str, _Outcome]] = []
             now = time.monotonic()
             while self._pending and self._pending[0][0] <= now and len(due) < 1000:
-                _, _, report = heapq.heappop(self._pending)
-                due.append(replace_time(report))
+                _, _, message_id, outcome = heapq.heappop(self._pending)
+                due.append((message_id, outcome))
             assert self._reporter is not None
+            at = utcnow()
             try:
-                await self._reporter.report(due)
+                await self._reporter.report(
+                    [
+                        StatusReport(message_id, status, at, code, text)
+                        for message_id, (status, code, text) in due
+                    ]
+                )
             except Exception:
                 # Put them back and try again shortly: a report is owed until it is recorded.
                 log.exception("simulator could not record reports; retrying", count=len(due))
-                retry_at = time.monotonic() + 1.0
-                for report in due:
-                    heapq.heappush(self._pending, (retry_at, next(self._counter), report))
+                for message_id, outcome in due:
+                    self._push(time.monotonic() + 1.0, message_id, outcome)
                 await asyncio.sleep(1.0)
-
-
-def replace_time(report: StatusReport) -> StatusReport:
-    """Stamp a report with the moment it is actually delivered, not when it was scheduled."""
-    return StatusReport(
-        report.message_id, report.status, utcnow(), report.error_code, report.error_message
-    )

@@ -27,6 +27,7 @@ from textbridge.channels import (
     StatusReport,
 )
 from textbridge.db import Database
+from textbridge.idempotency.service import idempotency
 from textbridge.kit.clock import utcnow
 from textbridge.kit.ids import new_id
 from textbridge.messages.repository import MessageRepository
@@ -154,11 +155,13 @@ async def _send(channel: Channel, batch: list[OutboundMessage]) -> list[SendResu
 
 
 class Housekeeping:
-    """Periodic jobs: release scheduled messages, reclaim lapsed leases, expire what is too old."""
+    """Periodic jobs: release scheduled messages, reclaim lapsed leases, expire what is too old,
+    forget idempotency records after a day."""
 
     def __init__(self, db: Database, settings: Settings) -> None:
         self.db = db
         self.settings = settings
+        self._purged_at = 0.0
 
     async def run(self) -> None:
         while True:
@@ -177,6 +180,10 @@ class Housekeeping:
         if promoted or released:
             log.info("queue maintenance", scheduled_due=promoted, leases_released=released)
             messages.wakeup.set()
+        if time.monotonic() - self._purged_at > 60:
+            async with self.db.transaction() as session:
+                await idempotency.purge_expired(session)
+            self._purged_at = time.monotonic()
         while True:
             async with self.db.transaction() as session:
                 expired = await messages.expire_due(session)
