@@ -17,7 +17,16 @@ from tests.conftest import ADMIN_KEY
 
 
 class ServerProcess:
-    def __init__(self, *, port: int, data_dir: Path, database_url: str, **settings: Any) -> None:
+    def __init__(
+        self,
+        *,
+        port: int,
+        data_dir: Path,
+        database_url: str,
+        command: str = "serve",
+        **settings: Any,
+    ) -> None:
+        self.command = command
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         self.log = data_dir / f"server-{port}-{time.monotonic_ns()}.log"
@@ -35,7 +44,7 @@ class ServerProcess:
     def start(self, timeout: float = 30) -> ServerProcess:
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "textbridge", "serve"],
+                [sys.executable, "-m", "textbridge", self.command],
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -44,6 +53,11 @@ class ServerProcess:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited: {self.log.read_text()}")
+            if self.command == "worker":
+                if "worker running" in self.log.read_text():
+                    return self
+                time.sleep(0.1)
+                continue
             try:
                 if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
                     return self

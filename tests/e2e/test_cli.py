@@ -13,8 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from textbridge.db import Database
 from tests.e2e.server import ServerProcess
+from textbridge.db import Database
 
 pytestmark = pytest.mark.slow
 
