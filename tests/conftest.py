@@ -11,7 +11,7 @@ import asyncio
 import os
 import secrets
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +76,8 @@ async def empty_tables(db: Database) -> None:
     tables = [table.name for table in reversed(Base.metadata.sorted_tables)]
     async with db.transaction() as session:
         if db.is_sqlite:
+            # accounts.parent_id is ON DELETE RESTRICT, which SQLite checks row by row.
+            await session.execute(text("UPDATE accounts SET parent_id = NULL"))
             for table in tables:
                 await session.execute(text(f"DELETE FROM {table}"))
         else:
@@ -176,7 +178,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(scope="session")
-def free_port() -> Iterator[Any]:
+def free_port() -> Callable[[], int]:
     import socket
 
     def pick() -> int:
@@ -185,4 +187,4 @@ def free_port() -> Iterator[Any]:
             port: int = sock.getsockname()[1]
             return port
 
-    yield pick
+    return pick

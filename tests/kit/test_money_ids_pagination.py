@@ -40,6 +40,6 @@ def test_ids_sort_by_time_and_bound_time_ranges() -> None:
 def test_cursors_round_trip_and_reject_garbage() -> None:
     made = new_id()
     assert decode_cursor(encode_cursor(made)) == made
-    for bad in ["***", "bm90IGFuIGlk!", encode_cursor("a b")]:
+    for bad in ["***", "bm90IGFuIGlk!", encode_cursor("a b"), "\u00f1\u00ad"]:
         with pytest.raises(InvalidCursor):
             decode_cursor(bad)

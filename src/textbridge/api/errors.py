@@ -22,6 +22,7 @@ log = structlog.get_logger(__name__)
 ErrorRenderer = Callable[[TextbridgeError], Response]
 
 _HTTP_CODES = {
+    400: "validation_error",  # FastAPI's "error parsing the body" (e.g. JSON nested too deep)
     401: "unauthorized",
     403: "forbidden",
     404: "not_found",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import binascii
 
 
 class InvalidCursor(ValueError):
@@ -17,7 +16,7 @@ def encode_cursor(last_id: str) -> str:
 def decode_cursor(cursor: str) -> str:
     try:
         value = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError) as exc:
+    except ValueError as exc:  # not base64 (or not ASCII at all), or not UTF-8 inside
         raise InvalidCursor(cursor) from exc
     if not value.isalnum() or len(value) > 64:
         raise InvalidCursor(cursor)

@@ -175,6 +175,9 @@ class MessageRepository:
                 sent_at=now,
                 channel=bindparam("m_channel"),
                 channel_ref=bindparam("m_ref"),
+                # A temporary error of an earlier attempt is no longer the message's state.
+                error_code=None,
+                error_message=None,
                 lease_expires_at=None,
                 lease_owner=None,
             )

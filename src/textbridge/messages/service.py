@@ -298,7 +298,7 @@ class MessageService:
                 failures[(result.error_code, result.error_message)].append(result.message_id)
         await repository.mark_sent(owner, now, sent)
         await repository.requeue(owner, now, retries)
-        MESSAGE_TRANSITIONS.labels(MessageStatus.SENT).inc(len(sent))
+        _count_after_commit(session, MessageStatus.SENT, len(sent))
         for (code, text), ids in failures.items():
             finished = await repository.finish(
                 ids,
@@ -357,8 +357,12 @@ class MessageService:
                 session,
                 (Refund(f.account_id, f.id, f.price_micros, status.value) for f in finished),
             )
-        if finished:
-            MESSAGE_TRANSITIONS.labels(status).inc(len(finished))
+        _count_after_commit(session, status, len(finished))
+
+
+def _count_after_commit(session: AsyncSession, status: MessageStatus, count: int) -> None:
+    if count:
+        after_commit(session, lambda: MESSAGE_TRANSITIONS.labels(status).inc(count))
 
 
 def _backoff(attempt: int, hint: float | None, settings: Settings) -> float:
