@@ -106,8 +106,9 @@ class MessageService:
         once they are committed.
 
         Raises before writing anything: a bad recipient, text or time is a 400 naming it, a
-        balance that does not cover the whole batch is a 402. With ``idempotent``, a request
-        seen before answers its stored answer and writes nothing."""
+        balance that does not cover the whole batch is a 402. With ``idempotent`` the answer is
+        the rendered answer stored for the key: this request's, or, for a request seen before,
+        that one's (and nothing is written)."""
         now = utcnow()
         phones = _parse_recipients(command.recipients, settings.max_recipients)
         text = _check_text(command.text, settings.max_text_length)
@@ -170,7 +171,7 @@ class MessageService:
             claim = IdempotencyClaim(
                 idempotent.key, idempotent.request_hash, lambda: render(accepted)
             )
-        replay = await writer.submit(
+        stored = await writer.submit(
             Acceptance(
                 account_id=caller.account_id,
                 batch_id=batch_id,
@@ -181,7 +182,7 @@ class MessageService:
                 wakes_dispatcher=not scheduled,
             )
         )
-        return accepted if replay is None else replay
+        return accepted if stored is None else stored
 
     async def receive(
         self, session: AsyncSession, sms: InboundSms, *, settings: Settings

@@ -83,8 +83,9 @@ class AcceptanceWriter:
             self._task = None
 
     async def submit(self, acceptance: Acceptance) -> StoredAnswer | None:
-        """Write ``acceptance``; answers ``None`` once committed, or the stored answer of an
-        earlier request with the same idempotency key (then nothing was written)."""
+        """Write ``acceptance``; answers once committed. With an idempotency claim the answer is
+        the one stored for the key: just now with these rows, or by an earlier request (then
+        nothing was written); without, ``None``."""
         if self._task is None:
             # No writer running (a CLI or test process): write it alone, right away.
             await self._write([acceptance])
@@ -131,9 +132,10 @@ class AcceptanceWriter:
         written = 0
         wake = False
         for acceptance, outcome in zip(batch, outcomes, strict=True):
-            if outcome is None:
+            if isinstance(outcome, _Written):
                 written += len(acceptance.rows)
                 wake = wake or acceptance.wakes_dispatcher
+                outcome = outcome.answer
             _settle(acceptance, outcome)
         if written:
             MESSAGES_ACCEPTED.inc(written)
@@ -141,12 +143,17 @@ class AcceptanceWriter:
             self.on_commit()
 
 
+@dataclass(frozen=True, slots=True)
+class _Written:
+    answer: StoredAnswer | None  # what was stored for the idempotency key, if there was one
+
+
 async def _apply(
     session: AsyncSession, batch: list[Acceptance]
-) -> list[StoredAnswer | TextbridgeError | None]:
-    """Write the batch in the session's transaction; per acceptance: ``None`` (written), the
-    stored answer to replay, or the error that refused it."""
-    outcomes: list[StoredAnswer | TextbridgeError | None] = [None] * len(batch)
+) -> list[_Written | StoredAnswer | TextbridgeError | None]:
+    """Write the batch in the session's transaction; per acceptance: ``_Written``, the stored
+    answer of an earlier request to replay, or the error that refused it."""
+    outcomes: list[_Written | StoredAnswer | TextbridgeError | None] = [None] * len(batch)
     for index, acceptance in enumerate(batch):
         claim = acceptance.idempotency
         if claim is not None:
@@ -174,14 +181,17 @@ async def _apply(
             continue
         rows.extend(batch[i].rows)
         claim = batch[i].idempotency
+        answer = None
         if claim is not None:
+            answer = claim.render()
             await idempotency.remember(
                 session,
                 account_id=batch[i].account_id,
                 key=claim.key,
                 request_hash=claim.request_hash,
-                answer=claim.render(),
+                answer=answer,
             )
+        outcomes[i] = _Written(answer)
     if rows:
         await MessageRepository(session).insert_many(rows)
     await session.flush()
