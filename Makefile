@@ -21,11 +21,11 @@ $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
 run: $(VENV)/.installed
 	$(BIN)/textbridge serve
 
-## Install the test tools and run the whole suite on SQLite and PostgreSQL, then the linters.
+## Install the test tools, run the linters, then the whole suite on SQLite and PostgreSQL.
 test: $(VENV)/.installed-test
 	scripts/ensure-postgres
-	$(BIN)/python -m pytest
 	$(MAKE) --no-print-directory lint
+	$(BIN)/python -m pytest
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check src tests
