@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import re
 import shutil
@@ -28,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -250,14 +252,10 @@ async def drop_postgres(name: str) -> None:
 
 
 def bench_backend(backend: str, *, seconds: int, e2e_total: int) -> dict[str, Any]:
-    work = Path(tempfile.mkdtemp(prefix=f"textbridge-bench-{backend}-"))
-    pg_name = f"textbridge_bench_{os.getpid()}"
-    try:
-        if backend == "sqlite":
-            database_url = f"sqlite+aiosqlite:///{work / 'bench.db'}"
-        else:
-            database_url = asyncio.run(create_postgres(pg_name))
-        results: dict[str, Any] = {}
+    results: dict[str, Any] = {}
+    # Acceptance first, on an API-only server; then end to end on a fresh database, so the
+    # dispatcher does not start with the acceptance phases' backlog.
+    with _database(backend, "accept") as (work, database_url):
         server = Server(work, database_url, role="api")
         try:
             run_wrk(server.url, recipients=1, seconds=2, connections=16, offset=0)  # warm-up
@@ -269,12 +267,25 @@ def bench_backend(backend: str, *, seconds: int, e2e_total: int) -> dict[str, An
             )
         finally:
             server.stop()
+    with _database(backend, "e2e") as (work, database_url):
         server = Server(work, database_url, simulator_delivery_delay_ms=0, dispatch_batch_size=500)
         try:
             results["e2e"] = asyncio.run(end_to_end(server.url, database_url, total=e2e_total))
         finally:
             server.stop()
-        return results
+    return results
+
+
+@contextlib.contextmanager
+def _database(backend: str, purpose: str) -> Iterator[tuple[Path, str]]:
+    """A data folder and an empty database of the kind, removed afterwards."""
+    work = Path(tempfile.mkdtemp(prefix=f"textbridge-bench-{backend}-{purpose}-"))
+    pg_name = f"textbridge_bench_{purpose}_{os.getpid()}"
+    try:
+        if backend == "sqlite":
+            yield work, f"sqlite+aiosqlite:///{work / 'bench.db'}"
+        else:
+            yield work, asyncio.run(create_postgres(pg_name))
     finally:
         if backend == "postgresql":
             asyncio.run(drop_postgres(pg_name))

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
+import structlog
 from sqlalchemy import event, make_url, text
 from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -17,6 +20,9 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from textbridge.db._sqlite import connect as sqlite_connector
+
+log = structlog.get_logger(__name__)
+T = TypeVar("T")
 
 
 class Database:
@@ -52,6 +58,23 @@ class Database:
                 yield session
             run_after_commit(session)
 
+    async def run(self, work: Callable[[AsyncSession], Awaitable[T]], *, attempts: int = 5) -> T:
+        """Run ``work`` in a transaction, again from the start when the database refused it for
+        a reason that goes away (a deadlock, a serialization failure, SQLite being locked).
+
+        For background work that must not be dropped: a worker's outcome that is lost would
+        leave messages dispatching until their lease lapses, and then send them twice."""
+        for attempt in range(attempts):
+            try:
+                async with self.transaction() as session:
+                    return await work(session)
+            except DBAPIError as exc:
+                if attempt == attempts - 1 or not _is_transient(exc):
+                    raise
+                log.info("transaction retried", reason=str(exc.orig)[:120], attempt=attempt + 1)
+                await asyncio.sleep(0.01 * 2**attempt)
+        raise AssertionError("unreachable")
+
     async def ping(self) -> bool:
         try:
             async with self.engine.connect() as conn:
@@ -84,6 +107,13 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         # IMMEDIATE takes the write lock up front, so a read-then-write transaction can never
         # fail half-way with SQLITE_BUSY when another process (a worker, the CLI) wrote meanwhile.
         conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _is_transient(exc: DBAPIError) -> bool:
+    code = getattr(exc.orig, "sqlstate", None)
+    if code in ("40P01", "40001"):  # deadlock detected, serialization failure
+        return True
+    return "database is locked" in str(exc.orig)
 
 
 def after_commit(session: AsyncSession, callback: Callable[[], None]) -> None:

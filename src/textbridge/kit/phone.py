@@ -66,9 +66,10 @@ def parse_phone(raw: str) -> Phone:
         number = phonenumbers.parse(cleaned, None)
     except NumberParseException as exc:
         raise InvalidPhoneNumber(raw) from exc
-    if not phonenumbers.is_valid_number(number):
+    # What is_valid_number does, without finding the region twice (a third of the cost).
+    region = phonenumbers.region_code_for_number(number)
+    if region is None or not phonenumbers.is_valid_number_for_region(number, region):
         raise InvalidPhoneNumber(raw)
-    region = phonenumbers.region_code_for_number(number) or "001"
     return Phone(
         e164=phonenumbers.format_number(number, PhoneNumberFormat.E164),
         region=region,

@@ -159,7 +159,9 @@ class MessageRepository:
         self, owner: str, now: datetime, sent: Iterable[tuple[str, str, str | None]]
     ) -> None:
         """``sent``: (message id, channel name, channel reference) for each, under our lease."""
-        rows = [{"m_id": i, "m_channel": c, "m_ref": r} for i, c, r in sent]
+        # In id order, like every multi-row update here: two transactions that lock the same
+        # rows in the same order wait for each other instead of deadlocking.
+        rows = [{"m_id": i, "m_channel": c, "m_ref": r} for i, c, r in sorted(sent)]
         if not rows:
             return
         table = _TABLE
@@ -191,7 +193,10 @@ class MessageRepository:
         retries: Iterable[tuple[str, datetime, str | None, str | None]],
     ) -> None:
         """Back to the queue after a temporary error: (id, when, error code, error message)."""
-        rows = [{"m_id": i, "m_due": d, "m_code": c, "m_text": t} for i, d, c, t in retries]
+        rows = [
+            {"m_id": i, "m_due": d, "m_code": c, "m_text": t}
+            for i, d, c, t in sorted(retries, key=lambda retry: retry[0])
+        ]
         if not rows:
             return
         table = _TABLE
@@ -231,7 +236,7 @@ class MessageRepository:
         if not ids:
             return []
         conditions: list[ColumnElement[bool]] = [
-            Message.id.in_(ids),
+            Message.id.in_(sorted(ids)),
             Message.status.in_(list(from_statuses)),
         ]
         if owner is not None:

@@ -15,6 +15,7 @@ from datetime import timedelta
 from typing import Any
 
 import structlog
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from textbridge.channels import (
     Channel,
@@ -47,13 +48,14 @@ class Reporter:
         self.settings = settings
 
     async def report(self, reports: Sequence[StatusReport]) -> None:
-        async with self.db.transaction() as session:
-            await messages.record_reports(session, reports)
+        await self.db.run(lambda session: messages.record_reports(session, reports))
 
     async def receive(self, inbound: Sequence[InboundSms]) -> None:
-        async with self.db.transaction() as session:
+        async def store(session: AsyncSession) -> None:
             for sms in inbound:
                 await messages.receive(session, sms, settings=self.settings)
+
+        await self.db.run(store)
 
 
 class Dispatcher:
@@ -121,7 +123,8 @@ class Dispatcher:
             channel = self.channels.get(name)
             assert channel is not None
             outcomes.append((name, await _send(channel, batch)))
-        async with self.db.transaction() as session:
+
+        async def record(session: AsyncSession) -> None:
             for name, results in outcomes:
                 await messages.record_results(
                     session,
@@ -131,6 +134,8 @@ class Dispatcher:
                     attempts=attempts,
                     settings=self.settings,
                 )
+
+        await self.db.run(record)
         DISPATCH_BATCH_SECONDS.observe(time.perf_counter() - started)
         return len(claimed)
 
