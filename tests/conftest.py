@@ -122,14 +122,22 @@ async def app(settings: Settings, db: Database) -> AsyncIterator[FastAPI]:
         yield application
 
 
+BASE_URL = "http://textbridge.test"
+
+
+def keyed(client: httpx.AsyncClient, key: str) -> httpx.AsyncClient:
+    """Another client on the same in-process app, calling with ``key``."""
+    return httpx.AsyncClient(
+        transport=client._transport, base_url=BASE_URL, headers={"Authorization": f"Bearer {key}"}
+    )
+
+
 @pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     """The admin's client, in-process."""
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(
-        transport=transport,
-        base_url="http://textbridge.test",
-        headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+        transport=transport, base_url=BASE_URL, headers={"Authorization": f"Bearer {ADMIN_KEY}"}
     ) as http:
         yield http
 
@@ -139,11 +147,7 @@ async def tenant(client: httpx.AsyncClient) -> AsyncIterator[httpx.AsyncClient]:
     """A client for a fresh sub-account of the admin with a balance of 100."""
     answer = await client.post("/v1/accounts", json={"name": "tenant", "balance": 100})
     assert answer.status_code == 201, answer.text
-    async with httpx.AsyncClient(
-        transport=client._transport,
-        base_url="http://textbridge.test",
-        headers={"Authorization": f"Bearer {answer.json()['api_key']}"},
-    ) as http:
+    async with keyed(client, answer.json()["api_key"]) as http:
         yield http
 
 

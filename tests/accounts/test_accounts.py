@@ -6,15 +6,7 @@ from typing import Any
 
 import httpx
 
-BASE_URL = "http://textbridge.test"
-
-
-def keyed(client: httpx.AsyncClient, key: str) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        transport=client._transport,
-        base_url=BASE_URL,
-        headers={"Authorization": f"Bearer {key}"},
-    )
+from tests.conftest import keyed
 
 
 async def account(client: httpx.AsyncClient) -> dict[str, Any]:

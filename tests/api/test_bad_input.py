@@ -12,11 +12,10 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 
-from tests.conftest import ADMIN_KEY, make_settings
+from tests.conftest import ADMIN_KEY, BASE_URL, make_settings
 from textbridge.api.app import create_app
 from textbridge.db import Database
 
-BASE_URL = "http://textbridge.test"
 OK = {"to": "+14155550100", "text": "hello"}
 UNKNOWN_ID = "01J0000000000000000000000Z"
 

@@ -10,17 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import ADMIN_KEY, wait_for
-
-BASE_URL = "http://textbridge.test"
-
-
-def keyed(client: httpx.AsyncClient, key: str) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        transport=client._transport,
-        base_url=BASE_URL,
-        headers={"Authorization": f"Bearer {key}"},
-    )
+from tests.conftest import ADMIN_KEY, keyed, wait_for
 
 
 async def create_account(client: httpx.AsyncClient, name: str, balance: float) -> dict[str, Any]:

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Path, Query
+from fastapi import Path
 
 from textbridge.api.deps import AdminDep, CallerDep, SessionDep, SettingsDep
+from textbridge.api.pagination import PageDep
 from textbridge.api.routing import make_router
 from textbridge.billing.schemas import LedgerEntryOut, LedgerPage, PriceTable, SetPrice, price_table
 from textbridge.billing.service import billing
-from textbridge.errors import ValidationFailed
 from textbridge.kit.money import to_micros
-from textbridge.kit.pagination import InvalidCursor, decode_cursor, encode_cursor
 
 router = make_router(prefix="/v1", tags=["billing"])
 
@@ -20,20 +19,13 @@ Country = Annotated[str, Path(pattern=r"^([A-Z]{2}|\*)$", description="ISO alpha
 
 
 @router.get("/account/ledger", response_model=LedgerPage)
-async def ledger(
-    session: SessionDep,
-    caller: CallerDep,
-    cursor: Annotated[str | None, Query(max_length=128)] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-) -> LedgerPage:
+async def ledger(session: SessionDep, caller: CallerDep, page: PageDep) -> LedgerPage:
     """Every change of the account's balance, newest first."""
-    try:
-        before = decode_cursor(cursor) if cursor else None
-    except InvalidCursor as exc:
-        raise ValidationFailed("cursor is not one this API gave out", field="cursor") from exc
-    rows = await billing.ledger(session, caller.account_id, before=before, limit=limit + 1)
-    next_cursor = encode_cursor(rows[limit - 1].id) if len(rows) > limit else None
-    return LedgerPage(data=[LedgerEntryOut.of(r) for r in rows[:limit]], next_cursor=next_cursor)
+    rows = await billing.ledger(session, caller.account_id, before=page.before, limit=page.fetch)
+    return LedgerPage(
+        data=[LedgerEntryOut.of(r) for r in rows[: page.limit]],
+        next_cursor=page.next_cursor(rows),
+    )
 
 
 @router.get("/prices", response_model=PriceTable)

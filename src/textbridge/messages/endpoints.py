@@ -8,12 +8,12 @@ from typing import Annotated
 from fastapi import Header, Query, Request, Response
 
 from textbridge.api.deps import CallerDep, RuntimeDep, SessionDep
+from textbridge.api.pagination import PageDep
 from textbridge.api.routing import make_router
 from textbridge.errors import ValidationFailed
 from textbridge.idempotency.service import StoredAnswer, fingerprint
 from textbridge.kit.ids import id_ceiling, id_floor
 from textbridge.kit.money import from_micros
-from textbridge.kit.pagination import InvalidCursor, decode_cursor, encode_cursor
 from textbridge.kit.phone import InvalidPhoneNumber, parse_phone
 from textbridge.messages.repository import MessageFilter
 from textbridge.messages.schemas import (
@@ -83,20 +83,15 @@ def _stored_answer(accepted: Accepted) -> StoredAnswer:
 async def list_messages(
     session: SessionDep,
     caller: CallerDep,
+    page: PageDep,
     status: MessageStatus | None = None,
     direction: Direction | None = None,
     batch_id: Annotated[str | None, Query(max_length=26)] = None,
     phone: Annotated[str | None, Query(max_length=32)] = None,
     since: datetime | None = None,
     until: datetime | None = None,
-    cursor: Annotated[str | None, Query(max_length=128)] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> MessagePage:
     """Messages of the account, newest first, filtered; follow ``next_cursor`` for more."""
-    try:
-        before = decode_cursor(cursor) if cursor else None
-    except InvalidCursor as exc:
-        raise ValidationFailed("cursor is not one this API gave out", field="cursor") from exc
     # Times without an offset are UTC, as everywhere in this API.
     since = _aware(since) if since else None
     until = _aware(until) if until else None
@@ -109,12 +104,13 @@ async def list_messages(
         phone=_phone_filter(phone),
         id_from=id_floor(since) if since else None,
         id_to=id_ceiling(until) if until else None,
-        before=before,
+        before=page.before,
     )
-    rows = await messages.search(session, caller, where, limit=limit + 1)
-    page = [MessageOut.of(row) for row in rows[:limit]]
-    next_cursor = encode_cursor(rows[limit - 1].id) if len(rows) > limit else None
-    return MessagePage(data=page, next_cursor=next_cursor)
+    rows = await messages.search(session, caller, where, limit=page.fetch)
+    return MessagePage(
+        data=[MessageOut.of(row) for row in rows[: page.limit]],
+        next_cursor=page.next_cursor(rows),
+    )
 
 
 @router.get("/{message_id}", response_model=MessageOut, response_model_by_alias=True)

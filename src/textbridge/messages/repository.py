@@ -159,32 +159,17 @@ class MessageRepository:
         self, owner: str, now: datetime, sent: Iterable[tuple[str, str, str | None]]
     ) -> None:
         """``sent``: (message id, channel name, channel reference) for each, under our lease."""
-        # In id order, like every multi-row update here: two transactions that lock the same
-        # rows in the same order wait for each other instead of deadlocking.
-        rows = [{"m_id": i, "m_channel": c, "m_ref": r} for i, c, r in sorted(sent)]
-        if not rows:
-            return
-        table = _TABLE
-        statement = (
-            update(table)
-            .where(
-                table.c.id == bindparam("m_id"),
-                table.c.status == MessageStatus.DISPATCHING,
-                table.c.lease_owner == owner,
-            )
-            .values(
-                status=MessageStatus.SENT,
-                sent_at=now,
-                channel=bindparam("m_channel"),
-                channel_ref=bindparam("m_ref"),
-                # A temporary error of an earlier attempt is no longer the message's state.
-                error_code=None,
-                error_message=None,
-                lease_expires_at=None,
-                lease_owner=None,
-            )
+        await self._update_held(
+            owner,
+            [{"m_id": i, "m_channel": c, "m_ref": r} for i, c, r in sent],
+            status=MessageStatus.SENT,
+            sent_at=now,
+            channel=bindparam("m_channel"),
+            channel_ref=bindparam("m_ref"),
+            # A temporary error of an earlier attempt is no longer the message's state.
+            error_code=None,
+            error_message=None,
         )
-        await self.session.execute(statement, rows)
 
     async def requeue(
         self,
@@ -193,29 +178,32 @@ class MessageRepository:
         retries: Iterable[tuple[str, datetime, str | None, str | None]],
     ) -> None:
         """Back to the queue after a temporary error: (id, when, error code, error message)."""
-        rows = [
-            {"m_id": i, "m_due": d, "m_code": c, "m_text": t}
-            for i, d, c, t in sorted(retries, key=lambda retry: retry[0])
-        ]
+        await self._update_held(
+            owner,
+            [{"m_id": i, "m_due": d, "m_code": c, "m_text": t} for i, d, c, t in retries],
+            status=MessageStatus.QUEUED,
+            queued_at=now,
+            due_at=bindparam("m_due"),
+            error_code=bindparam("m_code"),
+            error_message=bindparam("m_text"),
+        )
+
+    async def _update_held(self, owner: str, rows: list[dict[str, Any]], **values: Any) -> None:
+        """One update per row (``m_id`` and the row's own values), for the messages this
+        claim still holds, releasing the lease."""
         if not rows:
             return
-        table = _TABLE
+        # In id order, like every multi-row update here: two transactions that lock the same
+        # rows in the same order wait for each other instead of deadlocking.
+        rows.sort(key=lambda row: str(row["m_id"]))
         statement = (
-            update(table)
+            update(_TABLE)
             .where(
-                table.c.id == bindparam("m_id"),
-                table.c.status == MessageStatus.DISPATCHING,
-                table.c.lease_owner == owner,
+                _TABLE.c.id == bindparam("m_id"),
+                _TABLE.c.status == MessageStatus.DISPATCHING,
+                _TABLE.c.lease_owner == owner,
             )
-            .values(
-                status=MessageStatus.QUEUED,
-                queued_at=now,
-                due_at=bindparam("m_due"),
-                error_code=bindparam("m_code"),
-                error_message=bindparam("m_text"),
-                lease_expires_at=None,
-                lease_owner=None,
-            )
+            .values(lease_expires_at=None, lease_owner=None, **values)
         )
         await self.session.execute(statement, rows)
 
