@@ -223,8 +223,18 @@ class MessageRepository:
         answers the ones that moved (the others had already moved on)."""
         if not ids:
             return []
+        # Lock the rows in id order first (PostgreSQL; SQLite has one writer anyway), as the
+        # dispatcher's per-row updates do: a report racing its own message's ``sent`` record
+        # then waits for it instead of deadlocking (which PostgreSQL only sees after a second).
+        in_order = (
+            select(Message.id)
+            .where(Message.id.in_(ids))
+            .order_by(Message.id)
+            .with_for_update()
+            .scalar_subquery()
+        )
         conditions: list[ColumnElement[bool]] = [
-            Message.id.in_(sorted(ids)),
+            Message.id.in_(in_order),
             Message.status.in_(list(from_statuses)),
         ]
         if owner is not None:
