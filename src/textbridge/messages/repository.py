@@ -11,7 +11,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Row, Table, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    Table,
+    and_,
+    bindparam,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from textbridge.models import Message, MessageStatus
@@ -27,6 +39,8 @@ _STATUS_TIME = {
     MessageStatus.CANCELLED: Message.cancelled_at,
     MessageStatus.RECEIVED: Message.received_at,
 }
+
+QUEUE_CHANNEL = "textbridge_queue"  # PostgreSQL LISTEN/NOTIFY channel: "work is due"
 
 _TABLE = cast(Table, Message.__table__)  # Core table, for executemany updates by id
 
@@ -278,6 +292,13 @@ class MessageRepository:
             )
         )
         return result.all()
+
+    async def announce_due_work(self) -> None:
+        """Wake the workers of every process (PostgreSQL ``NOTIFY``, delivered at commit).
+
+        On SQLite there is one process, and its dispatcher is woken in memory."""
+        if self.session.get_bind().dialect.name == "postgresql":
+            await self.session.execute(text(f"NOTIFY {QUEUE_CHANNEL}"))
 
     # Figures -----------------------------------------------------------------------------
 

@@ -31,7 +31,7 @@ from textbridge.db import Database
 from textbridge.idempotency.service import idempotency
 from textbridge.kit.clock import utcnow
 from textbridge.kit.ids import new_id
-from textbridge.messages.repository import MessageRepository
+from textbridge.messages.repository import QUEUE_CHANNEL, MessageRepository
 from textbridge.messages.service import messages
 from textbridge.metrics import DISPATCH_BATCH_SECONDS
 from textbridge.models import MessageType
@@ -196,6 +196,33 @@ class Housekeeping:
                 break
 
 
+class QueueListener:
+    """Wakes this process's dispatcher when another process announces due work (PostgreSQL
+    ``LISTEN``), so API-only processes and workers need not wait for the next poll."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self._listen()
+            except Exception:
+                log.exception("queue listener lost its connection; reconnecting")
+            await asyncio.sleep(1.0)
+
+    async def _listen(self) -> None:
+        async with self.db.engine.connect() as connection:
+            raw = await connection.get_raw_connection()
+            listener: Any = raw.driver_connection  # asyncpg.Connection
+            closed = asyncio.Event()
+            listener.add_termination_listener(lambda *_: closed.set())
+            await listener.add_listener(QUEUE_CHANNEL, lambda *_: messages.wakeup.set())
+            # Work may have been announced while we were not listening.
+            messages.wakeup.set()
+            await closed.wait()
+
+
 class Worker:
     """The background half of a Textbridge process: channels, dispatcher and housekeeping."""
 
@@ -212,6 +239,8 @@ class Worker:
             "dispatcher": Dispatcher(self.db, self.channels, self.settings).run,
             "housekeeping": Housekeeping(self.db, self.settings).run,
         }
+        if not self.db.is_sqlite:
+            jobs["queue-listener"] = QueueListener(self.db).run
         self._tasks = [asyncio.create_task(job(), name=name) for name, job in jobs.items()]
 
     async def _resume_in_flight(self) -> None:

@@ -193,7 +193,10 @@ async def _apply(
             )
         outcomes[i] = _Written(answer)
     if rows:
-        await MessageRepository(session).insert_many(rows)
+        repository = MessageRepository(session)
+        await repository.insert_many(rows)
+        if any(isinstance(outcomes[i], _Written) and batch[i].wakes_dispatcher for i in pending):
+            await repository.announce_due_work()
     await session.flush()
     return outcomes
 
