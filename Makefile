@@ -39,6 +39,7 @@ format: $(VENV)/.installed-test
 ## Throughput and latency figures on SQLite and PostgreSQL (see docs/benchmarks.md).
 bench: $(VENV)/.installed-test
 	scripts/ensure-postgres
+	command -v wrk >/dev/null || apt-get install -y wrk || (apt-get update && apt-get install -y wrk)
 	$(BIN)/python -m textbridge.bench
 
 clean:
