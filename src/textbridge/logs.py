@@ -18,7 +18,11 @@ def configure(settings: Settings) -> None:
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer()
         if settings.env is Environment.PRODUCTION
-        else structlog.dev.ConsoleRenderer(colors=False)
+        # Plain tracebacks: the rich ones print every frame's local variables, and a local
+        # can be an API key.
+        else structlog.dev.ConsoleRenderer(
+            colors=False, exception_formatter=structlog.dev.plain_traceback
+        )
     )
     structlog.configure(
         processors=[

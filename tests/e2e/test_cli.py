@@ -101,6 +101,10 @@ async def test_first_start_send_and_admin_commands(
         assert json.loads(bad.stdout)["error"]["field"] == "to"
     finally:
         server.stop()
+    # Keys are never logged, not even by the requests that failed.
+    log = server.log.read_text()
+    for secret in (server.env["TEXTBRIDGE_ADMIN_API_KEY"], shop["api_key"]):
+        assert secret not in log
 
 
 def test_first_start_without_a_preset_key_prints_it_once(
