@@ -312,19 +312,25 @@ def report(all_results: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def run(backends: list[str], *, seconds: int = 10, e2e_messages: int = 20_000) -> str:
+    """Measure each backend; answers the Markdown table of docs/benchmarks.md."""
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is needed: apt-get install -y wrk (make bench installs it)")
+    results = {}
+    for backend in backends:
+        print(f"benchmarking {backend}...", file=sys.stderr, flush=True)
+        results[backend] = bench_backend(backend, seconds=seconds, e2e_total=e2e_messages)
+    return report(results)
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--backend", choices=["sqlite", "postgresql"], action="append")
     parser.add_argument("--seconds", type=int, default=10, help="per wrk phase")
     parser.add_argument("--e2e-messages", type=int, default=20_000)
     args = parser.parse_args()
-    if shutil.which("wrk") is None:
-        sys.exit("wrk is needed: apt-get install -y wrk (make bench installs it)")
-    results = {}
-    for backend in args.backend or ["sqlite", "postgresql"]:
-        print(f"benchmarking {backend}...", file=sys.stderr, flush=True)
-        results[backend] = bench_backend(backend, seconds=args.seconds, e2e_total=args.e2e_messages)
-    print(report(results))
+    backends = args.backend or ["sqlite", "postgresql"]
+    print(run(backends, seconds=args.seconds, e2e_messages=args.e2e_messages))
 
 
 if __name__ == "__main__":

@@ -297,6 +297,27 @@ def simulate_inbound(
         raise typer.Exit(2) from exc
 
 
+@app.command()
+def bench(
+    backend: Annotated[
+        list[str] | None, typer.Option(help="sqlite and/or postgresql [default: both]")
+    ] = None,
+    seconds: Annotated[int, typer.Option(help="Length of each wrk phase")] = 10,
+    e2e_messages: Annotated[int, typer.Option(help="Messages in the end-to-end run")] = 20_000,
+) -> None:
+    """Measure acceptance and end-to-end throughput (the figures in docs/benchmarks.md)."""
+    from textbridge import bench as benchmark
+
+    unknown = set(backend or []) - {"sqlite", "postgresql"}
+    if unknown:
+        raise typer.BadParameter(f"unknown backend {sorted(unknown)}", param_hint="--backend")
+    typer.echo(
+        benchmark.run(
+            backend or ["sqlite", "postgresql"], seconds=seconds, e2e_messages=e2e_messages
+        )
+    )
+
+
 def main() -> None:  # pragma: no cover
     app()
 
