@@ -17,7 +17,6 @@ request is answered only after the commit that holds its rows.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -66,7 +65,8 @@ class AcceptanceWriter:
     def __init__(self, db: Database, *, on_commit: Callable[[], None]) -> None:
         self.db = db
         self.on_commit = on_commit
-        self._queue: asyncio.Queue[Acceptance] = asyncio.Queue()
+        # ``None`` in the queue asks the writer to stop once what came before it is written.
+        self._queue: asyncio.Queue[Acceptance | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -74,12 +74,9 @@ class AcceptanceWriter:
 
     async def stop(self) -> None:
         """Write what is queued, then stop."""
-        while not self._queue.empty():
-            await self._write(self._take_batch(self._queue.get_nowait()))
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            self._queue.put_nowait(None)
+            await self._task
             self._task = None
 
     async def submit(self, acceptance: Acceptance) -> StoredAnswer | None:
@@ -96,15 +93,20 @@ class AcceptanceWriter:
     async def _run(self) -> None:
         while True:
             first = await self._queue.get()
+            if first is None:
+                return
             await self._write(self._take_batch(first))
 
     def _take_batch(self, first: Acceptance) -> list[Acceptance]:
         batch = [first]
         rows = len(first.rows)
         keys = {_key_of(first)}
-        deferred: list[Acceptance] = []
+        deferred: list[Acceptance | None] = []
         while rows < MAX_ROWS_PER_TRANSACTION and not self._queue.empty():
             item = self._queue.get_nowait()
+            if item is None:
+                deferred.append(None)  # stop, but after what was deferred
+                break
             key = _key_of(item)
             if key is not None and key in keys:
                 deferred.append(item)  # the same idempotency key: after this batch commits
