@@ -20,6 +20,13 @@ class Role(StrEnum):
     WORKER = "worker"
 
 
+class Dialect(StrEnum):
+    """An API Textbridge speaks besides its own (see docs/compatibility.md)."""
+
+    TEXTLINK = "textlink"
+    TEXTFLOW = "textflow"
+
+
 class Environment(StrEnum):
     DEVELOPMENT = "development"
     PRODUCTION = "production"
@@ -41,6 +48,8 @@ class Settings(BaseSettings):
     role: Role = Role.ALL
     log_level: str = "info"
     auto_migrate: bool = True
+    # Also serve this dialect at /api/..., so a client only changes its host.
+    root_dialect: Dialect = Dialect.TEXTLINK
 
     # Accounts and money.
     admin_account_name: str = "admin"

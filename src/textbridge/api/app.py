@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 import structlog
 from fastapi import FastAPI
 
-from textbridge import __version__
+from textbridge import __version__, compat
 from textbridge.accounts.endpoints import router as accounts_router
 from textbridge.api import errors
 from textbridge.api.guard import RequestGuard
@@ -62,6 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestGuard, max_body_bytes=settings.max_body_bytes)
     app.state.error_renderers = []
     errors.install(app)
+    compat.mount(app, settings)
     for router in (
         messages_router,
         accounts_router,

@@ -1,0 +1,72 @@
+"""TextLink's messaging API.
+
+Its documented answers are all ``200``: ``{ok: true}``, ``{ok: false, message}`` when the message
+could not be sent, ``{ok: true, queued: true}`` when it waits for a sender. Its official client
+reads only the body. Textbridge keeps ``200`` for refusals of the message itself (a bad number, a
+text too long, no balance), and answers a missing or unknown key with ``401`` and a malformed
+request with ``400``, in the same ``{ok: false, message}`` shape.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import orjson
+from fastapi import Response
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+
+from textbridge.api.deps import CallerDep, RuntimeDep
+from textbridge.api.routing import make_router
+from textbridge.errors import InsufficientBalance, TextbridgeError, Unauthorized, ValidationFailed
+from textbridge.messages.service import SendCommand, messages
+
+router = make_router(tags=["TextLink"])
+
+# Our field names, as TextLink's clients know them.
+_FIELDS = {"to": "phone_number", "text": "text", "custom_id": "custom_id"}
+
+
+class SendSms(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    phone_number: Annotated[StrictStr, Field(max_length=64)]
+    text: StrictStr
+    sim_card_id: StrictInt | None = None
+    custom_id: Annotated[StrictStr, Field(max_length=255)] | None = None
+
+
+def _answer(body: dict[str, Any], status: int = 200) -> Response:
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+
+
+def render_error(error: TextbridgeError) -> Response:
+    message = error.message
+    if error.field in _FIELDS and message.startswith(error.field):
+        message = _FIELDS[error.field] + message.removeprefix(error.field)
+    if isinstance(error, Unauthorized):
+        return _answer({"ok": False, "message": "Invalid API key"}, 401)
+    if isinstance(error, InsufficientBalance) or (
+        isinstance(error, ValidationFailed) and error.field in ("to", "text")
+    ):
+        # What TextLink calls "Message sending failed": a 200 with the reason.
+        return _answer({"ok": False, "message": message})
+    return _answer({"ok": False, "message": message}, error.status_code)
+
+
+@router.post("/send-sms", summary="TextLink: send an SMS")
+async def send_sms(body: SendSms, caller: CallerDep, runtime: RuntimeDep) -> Response:
+    """``{ok: true}`` once the message is stored and queued for sending."""
+    extra = {"sim_card_id": body.sim_card_id} if body.sim_card_id is not None else None
+    await messages.send(
+        caller,
+        SendCommand(
+            recipients=[body.phone_number],
+            text=body.text,
+            custom_id=body.custom_id,
+            extra=extra,
+        ),
+        settings=runtime.settings,
+        channels=runtime.channels,
+        writer=runtime.writer,
+    )
+    return _answer({"ok": True})

@@ -1,0 +1,72 @@
+"""TextFlow's send-sms, with the seed's bodies and answers (``shared/seeds/textflow-api.md``)."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+
+
+async def test_send_sms_answers_the_documented_shape(client: httpx.AsyncClient) -> None:
+    before = int(time.time() * 1000)
+    answer = await client.post(
+        "/textflow/api/send-sms",
+        json={"phone_number": "+381690156360", "text": "Dummy message text..."},
+    )
+    assert answer.status_code == 200
+    body = answer.json()
+    timestamp = body["data"].pop("timestamp")
+    assert before <= timestamp <= int(time.time() * 1000)
+    assert body == {
+        "ok": True,
+        "status": 200,
+        "message": "Message sent successfully",
+        "data": {
+            "to": "+381690156360",
+            "content": "Dummy message text...",
+            "country_code": "Serbia",
+            "price": 0.15,
+        },
+    }
+
+
+async def test_invalid_api_key_is_the_documented_400(client: httpx.AsyncClient) -> None:
+    for headers in ({"Authorization": "Bearer wrong-key-wrong-key"}, {"Authorization": ""}):
+        answer = await client.post(
+            "/textflow/api/send-sms",
+            json={"phone_number": "+381690156360", "text": "x"},
+            headers=headers,
+        )
+        assert answer.status_code == 400
+        assert answer.json() == {"ok": False, "status": 400, "message": "Invalid API key"}
+
+
+@pytest.mark.parametrize("number", ["+1", "hello", "+3816901563601234", "", "+99912345678"])
+async def test_invalid_phone_number_is_the_documented_400(
+    client: httpx.AsyncClient, number: str
+) -> None:
+    answer = await client.post("/textflow/api/send-sms", json={"phone_number": number, "text": "x"})
+    assert answer.status_code == 400
+    assert answer.json() == {"ok": False, "status": 400, "message": "Phone number is invalid"}
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        ({"text": "x"}, "phone_number is required"),
+        ({"phone_number": "+381690156360"}, "text is required"),
+        ({"phone_number": ["+381690156360"], "text": "x"}, "Phone number is invalid"),
+        ({"phone_number": "+381690156360", "text": "x" * 1601}, "1601 characters"),
+        ({"phone_number": "+381690156360", "text": 5}, "text"),
+    ],
+)
+async def test_other_bad_input_keeps_the_shape(
+    client: httpx.AsyncClient, body: dict[str, object], says: str
+) -> None:
+    answer = await client.post("/textflow/api/send-sms", json=body)
+    assert answer.status_code == 400
+    assert answer.json()["ok"] is False
+    assert answer.json()["status"] == 400
+    assert says in answer.json()["message"]
+    assert (await client.get("/v1/messages")).json()["data"] == []
