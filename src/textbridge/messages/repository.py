@@ -94,7 +94,7 @@ class MessageRepository:
         return result.scalar_one_or_none()
 
     async def search(
-        self, account_id: str, where: MessageFilter, *, limit: int
+        self, account_id: str, where: MessageFilter, *, limit: int, offset: int = 0
     ) -> Sequence[Message]:
         query = select(Message).where(Message.account_id == account_id)
         if where.status is not None:
@@ -111,8 +111,16 @@ class MessageRepository:
             query = query.where(Message.id <= where.id_to)
         if where.before is not None:
             query = query.where(Message.id < where.before)
-        result = await self.session.execute(query.order_by(Message.id.desc()).limit(limit))
+        result = await self.session.execute(
+            query.order_by(Message.id.desc()).offset(offset).limit(limit)
+        )
         return result.scalars().all()
+
+    async def count(self, account_id: str) -> int:
+        result = await self.session.execute(
+            select(func.count()).select_from(Message).where(Message.account_id == account_id)
+        )
+        return int(result.scalar_one())
 
     # The queue ---------------------------------------------------------------------------
 

@@ -111,7 +111,10 @@ class MessageService:
         that one's (and nothing is written)."""
         now = utcnow()
         phones = _parse_recipients(command.recipients, settings.max_recipients)
-        text = _check_text(command.text, settings.max_text_length)
+        # An MMS may be its picture alone.
+        text = _check_text(
+            command.text, settings.max_text_length, allow_empty=command.type is MessageType.MMS
+        )
         sender = _check_sender(command.sender)
         if command.custom_id is not None and "\x00" in command.custom_id:
             raise ValidationFailed("custom_id must not contain NUL characters", field="custom_id")
@@ -234,9 +237,22 @@ class MessageService:
         return message
 
     async def search(
-        self, session: AsyncSession, caller: Principal, where: MessageFilter, *, limit: int
+        self,
+        session: AsyncSession,
+        caller: Principal,
+        where: MessageFilter,
+        *,
+        limit: int,
+        offset: int = 0,
     ) -> Sequence[Message]:
-        return await MessageRepository(session).search(caller.account_id, where, limit=limit)
+        """Newest first. Prefer the cursor (``where.before``); ``offset`` serves APIs that
+        page by number."""
+        return await MessageRepository(session).search(
+            caller.account_id, where, limit=limit, offset=offset
+        )
+
+    async def count(self, session: AsyncSession, caller: Principal) -> int:
+        return await MessageRepository(session).count(caller.account_id)
 
     async def cancel(self, session: AsyncSession, caller: Principal, message_id: str) -> Message:
         """Cancel a message that has not been handed to a channel yet; its price comes back."""
