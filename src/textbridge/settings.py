@@ -59,6 +59,7 @@ class Settings(BaseSettings):
     # Messages.
     max_text_length: int = Field(default=1600, ge=1)
     max_recipients: int = Field(default=1000, ge=1)
+    max_bulk_recipients: int = Field(default=100_000, ge=1)
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     default_ttl_seconds: int = Field(default=72 * 3600, ge=1)
     max_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=1)

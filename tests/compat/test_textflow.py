@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import httpx
@@ -70,3 +71,53 @@ async def test_other_bad_input_keeps_the_shape(
     assert answer.json()["status"] == 400
     assert says in answer.json()["message"]
     assert (await client.get("/v1/messages")).json()["data"] == []
+
+
+async def test_bulk_sms_starts_a_job_and_bulk_count_follows_it(
+    client: httpx.AsyncClient,
+) -> None:
+    numbers = [f"+1415500{i:04d}" for i in range(300)]
+    answer = await client.post(
+        "/textflow/api/bulk-sms", json={"phone_numbers": numbers, "text": "Campaign"}
+    )
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body == {
+        "ok": True,
+        "userId": body["userId"],
+        "status": 200,
+        "message": "Bulk SMS sending started",
+    }
+    [job] = (await client.get("/v1/bulk-jobs")).json()["data"]
+    assert (job["source"], job["total"]) == ("textflow", 300)
+    deadline = time.monotonic() + 30
+    while True:
+        counted = (await client.post("/textflow/api/bulk-count")).json()
+        assert set(counted) == {"ok", "count", "status", "message"}
+        assert counted["message"] == "Bulk messages successfully counted"
+        if counted["count"] == 0 or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.1)
+    assert counted["count"] == 0
+    job = (await client.get(f"/v1/bulk-jobs/{job['id']}")).json()
+    assert job["pending"] == 0
+    assert sum(job["by_status"].values()) == 300
+
+
+async def test_bulk_sms_refuses_the_whole_job_for_one_bad_number(
+    client: httpx.AsyncClient,
+) -> None:
+    answer = await client.post(
+        "/textflow/api/bulk-sms",
+        json={"phone_numbers": ["+14155000001", "+1", "+14155000002"], "text": "x"},
+    )
+    assert answer.status_code == 400
+    assert answer.json() == {
+        "ok": False,
+        "status": 400,
+        "message": "Phone number is invalid (phone_numbers[1])",
+    }
+    assert (await client.get("/v1/bulk-jobs")).json()["data"] == []
+    answer = await client.post("/textflow/api/bulk-sms", json={"phone_numbers": [], "text": "x"})
+    assert answer.status_code == 400
+    assert answer.json()["ok"] is False

@@ -17,6 +17,7 @@ from textbridge.api.guard import RequestGuard
 from textbridge.billing.endpoints import router as billing_router
 from textbridge.bootstrap import bootstrap, migrate
 from textbridge.health.endpoints import router as health_router
+from textbridge.messages.endpoints import bulk_router
 from textbridge.messages.endpoints import router as messages_router
 from textbridge.runtime import Runtime
 from textbridge.settings import Settings
@@ -65,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     compat.mount(app, settings)
     for router in (
         messages_router,
+        bulk_router,
         accounts_router,
         billing_router,
         simulator_router,

@@ -17,13 +17,22 @@ from textbridge.kit.money import from_micros
 from textbridge.kit.phone import InvalidPhoneNumber, parse_phone
 from textbridge.messages.repository import MessageFilter
 from textbridge.messages.schemas import (
+    BulkJobOut,
+    BulkJobPage,
+    CreateBulkJob,
     MessageOut,
     MessagePage,
     SendAnswer,
     SendMessage,
     accepted_message,
 )
-from textbridge.messages.service import Accepted, IdempotentRequest, SendCommand, messages
+from textbridge.messages.service import (
+    Accepted,
+    BulkProgress,
+    IdempotentRequest,
+    SendCommand,
+    messages,
+)
 from textbridge.models import Direction, MessageStatus
 
 router = make_router(prefix="/v1/messages", tags=["messages"])
@@ -137,3 +146,56 @@ def _phone_filter(phone: str | None) -> str | None:
 def _aware(moment: datetime) -> datetime:
     # Not converted to UTC: the extremes (year 1 at +14:00) have no UTC form, yet compare fine.
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+bulk_router = make_router(prefix="/v1/bulk-jobs", tags=["bulk jobs"])
+
+
+def _bulk_out(progress: BulkProgress) -> BulkJobOut:
+    return BulkJobOut(
+        id=progress.job.id,
+        source=progress.job.source,
+        total=progress.job.total,
+        pending=progress.pending,
+        by_status=progress.by_status,
+        created_at=progress.job.created_at,
+    )
+
+
+@bulk_router.post("", status_code=202, response_model=BulkJobOut)
+async def create_bulk_job(
+    body: CreateBulkJob, session: SessionDep, caller: CallerDep, runtime: RuntimeDep
+) -> BulkJobOut:
+    """Accept a campaign; its messages go out at the channels' pace, after ordinary traffic."""
+    accepted = await messages.send(
+        caller,
+        SendCommand(
+            recipients=body.to,
+            text=body.text,
+            sender=body.sender,
+            schedule_at=body.schedule_at,
+            ttl_seconds=body.ttl_seconds,
+            bulk_source="native",
+        ),
+        settings=runtime.settings,
+        channels=runtime.channels,
+        writer=runtime.writer,
+    )
+    assert isinstance(accepted, Accepted)
+    return _bulk_out(await messages.bulk_job(session, caller, accepted.batch_id))
+
+
+@bulk_router.get("", response_model=BulkJobPage)
+async def list_bulk_jobs(session: SessionDep, caller: CallerDep, page: PageDep) -> BulkJobPage:
+    """The account's bulk jobs, newest first, with their progress."""
+    jobs = await messages.bulk_jobs(session, caller, before=page.before, limit=page.fetch)
+    return BulkJobPage(
+        data=[_bulk_out(job) for job in jobs[: page.limit]],
+        next_cursor=page.next_cursor([job.job for job in jobs]),
+    )
+
+
+@bulk_router.get("/{job_id}", response_model=BulkJobOut)
+async def get_bulk_job(job_id: str, session: SessionDep, caller: CallerDep) -> BulkJobOut:
+    """One bulk job and how far it has gone."""
+    return _bulk_out(await messages.bulk_job(session, caller, job_id))

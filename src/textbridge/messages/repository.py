@@ -26,7 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from textbridge.models import Message, MessageStatus
+from textbridge.models import BulkJob, Message, MessageStatus
 
 _STATUS_TIME = {
     MessageStatus.ACCEPTED: Message.accepted_at,
@@ -115,6 +115,52 @@ class MessageRepository:
             query.order_by(Message.id.desc()).offset(offset).limit(limit)
         )
         return result.scalars().all()
+
+    async def insert_bulk_jobs(self, jobs: Sequence[dict[str, Any]]) -> None:
+        if jobs:
+            await self.session.execute(insert(BulkJob), list(jobs))
+
+    async def bulk_jobs(
+        self, account_id: str, *, before: str | None, limit: int
+    ) -> Sequence[BulkJob]:
+        query = select(BulkJob).where(BulkJob.account_id == account_id)
+        if before is not None:
+            query = query.where(BulkJob.id < before)
+        result = await self.session.execute(query.order_by(BulkJob.id.desc()).limit(limit))
+        return result.scalars().all()
+
+    async def bulk_job(self, account_id: str, job_id: str) -> BulkJob | None:
+        result = await self.session.execute(
+            select(BulkJob).where(BulkJob.id == job_id, BulkJob.account_id == account_id)
+        )
+        return result.scalar_one_or_none()
+
+    async def count_by_batch(self, batch_ids: Sequence[str]) -> dict[str, dict[str, int]]:
+        if not batch_ids:
+            return {}
+        result = await self.session.execute(
+            select(Message.batch_id, Message.status, func.count())
+            .where(Message.batch_id.in_(batch_ids))
+            .group_by(Message.batch_id, Message.status)
+        )
+        counts: dict[str, dict[str, int]] = {}
+        for batch_id, status, count in result.all():
+            counts.setdefault(batch_id, {})[status] = int(count)
+        return counts
+
+    async def bulk_pending(self, account_id: str) -> int:
+        result = await self.session.execute(
+            select(func.count())
+            .select_from(Message)
+            .join(BulkJob, BulkJob.id == Message.batch_id)
+            .where(
+                BulkJob.account_id == account_id,
+                Message.status.in_(
+                    [MessageStatus.ACCEPTED, MessageStatus.QUEUED, MessageStatus.DISPATCHING]
+                ),
+            )
+        )
+        return int(result.scalar_one())
 
     async def count(self, account_id: str) -> int:
         result = await self.session.execute(

@@ -149,3 +149,29 @@ def accepted_message(row: dict[str, Any]) -> AcceptedMessage:
         region=row["region"],
         price=from_micros(row["price_micros"]),
     )
+
+
+class CreateBulkJob(BaseModel):
+    """One text to up to 100,000 recipients, queued behind ordinary traffic."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    to: Annotated[list[Number], Field(min_length=1)]
+    text: Text
+    sender: Annotated[str, StringConstraints(max_length=32)] | None = None
+    schedule_at: datetime | None = None
+    ttl_seconds: int | None = Field(default=None, ge=1)
+
+
+class BulkJobOut(BaseModel):
+    id: str
+    source: str
+    total: int
+    pending: int = Field(description="Recipients not yet handed to a channel")
+    by_status: dict[str, int]
+    created_at: datetime
+
+
+class BulkJobPage(BaseModel):
+    data: list[BulkJobOut]
+    next_cursor: str | None

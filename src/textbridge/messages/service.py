@@ -29,7 +29,7 @@ from textbridge.kit.phone import InvalidPhoneNumber, parse_phone
 from textbridge.messages.repository import Finished, MessageFilter, MessageRepository
 from textbridge.messages.writer import Acceptance, AcceptanceWriter, IdempotencyClaim
 from textbridge.metrics import MESSAGE_TRANSITIONS, MESSAGES_RECEIVED
-from textbridge.models import Direction, Message, MessageStatus, MessageType
+from textbridge.models import BulkJob, Direction, Message, MessageStatus, MessageType
 from textbridge.settings import Settings
 
 _ALPHANUMERIC_SENDER = regex.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9 ._-]{1,11}$")
@@ -57,6 +57,9 @@ class SendCommand:
     custom_id: str | None = None
     extra: dict[str, Any] | None = None
     priority: Priority = Priority.NORMAL
+    # A bulk job: up to MAX_BULK_RECIPIENTS, queued behind ordinary traffic, followed in
+    # /v1/bulk-jobs. The name says which API started it.
+    bulk_source: str | None = None
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,17 @@ class IdempotentRequest:
     key: str
     request_hash: str
     render: Callable[[Accepted], StoredAnswer]
+
+
+@dataclass(frozen=True, slots=True)
+class BulkProgress:
+    job: BulkJob
+    by_status: dict[str, int]
+
+    @property
+    def pending(self) -> int:
+        waiting = (MessageStatus.ACCEPTED, MessageStatus.QUEUED, MessageStatus.DISPATCHING)
+        return sum(self.by_status.get(status, 0) for status in waiting)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +124,10 @@ class MessageService:
         the rendered answer stored for the key: this request's, or, for a request seen before,
         that one's (and nothing is written)."""
         now = utcnow()
-        phones = _parse_recipients(command.recipients, settings.max_recipients)
+        bulk = command.bulk_source is not None
+        phones = _parse_recipients(
+            command.recipients, settings.max_bulk_recipients if bulk else settings.max_recipients
+        )
         # An MMS may be its picture alone.
         text = _check_text(
             command.text, settings.max_text_length, allow_empty=command.type is MessageType.MMS
@@ -156,7 +173,7 @@ class MessageService:
                     "country": phone.country,
                     "price_micros": price,
                     "status": status,
-                    "priority": command.priority,
+                    "priority": Priority.BULK if bulk else command.priority,
                     "custom_id": command.custom_id,
                     "extra": command.extra,
                     "attempts": 0,
@@ -183,6 +200,17 @@ class MessageService:
                 description=f"{len(rows)} message(s)",
                 idempotency=claim,
                 wakes_dispatcher=not scheduled,
+                bulk_job=(
+                    {
+                        "id": batch_id,
+                        "account_id": caller.account_id,
+                        "total": len(rows),
+                        "source": command.bulk_source,
+                        "created_at": now,
+                    }
+                    if bulk
+                    else None
+                ),
             )
         )
         return accepted if stored is None else stored
@@ -253,6 +281,27 @@ class MessageService:
 
     async def count(self, session: AsyncSession, caller: Principal) -> int:
         return await MessageRepository(session).count(caller.account_id)
+
+    async def bulk_jobs(
+        self, session: AsyncSession, caller: Principal, *, before: str | None, limit: int
+    ) -> list[BulkProgress]:
+        """The account's bulk jobs, newest first, each with its messages counted by status."""
+        repository = MessageRepository(session)
+        jobs = await repository.bulk_jobs(caller.account_id, before=before, limit=limit)
+        counts = await repository.count_by_batch([job.id for job in jobs])
+        return [BulkProgress(job, counts.get(job.id, {})) for job in jobs]
+
+    async def bulk_job(self, session: AsyncSession, caller: Principal, job_id: str) -> BulkProgress:
+        repository = MessageRepository(session)
+        job = await repository.bulk_job(caller.account_id, job_id)
+        if job is None:
+            raise NotFound(f"no bulk job {job_id}", field="id")
+        counts = await repository.count_by_batch([job.id])
+        return BulkProgress(job, counts.get(job.id, {}))
+
+    async def bulk_pending(self, session: AsyncSession, caller: Principal) -> int:
+        """Recipients of the account's bulk jobs not yet handed to a channel."""
+        return await MessageRepository(session).bulk_pending(caller.account_id)
 
     async def cancel(self, session: AsyncSession, caller: Principal, message_id: str) -> Message:
         """Cancel a message that has not been handed to a channel yet; its price comes back."""

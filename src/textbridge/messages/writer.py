@@ -56,6 +56,7 @@ class Acceptance:
     description: str
     idempotency: IdempotencyClaim | None = None
     wakes_dispatcher: bool = True
+    bulk_job: dict[str, Any] | None = None  # the bulk_jobs row, when this is one
     outcome: asyncio.Future[StoredAnswer | None] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -177,11 +178,15 @@ async def _apply(
         ],
     )
     rows: list[dict[str, Any]] = []
+    jobs: list[dict[str, Any]] = []
     for i, refusal in zip(pending, refusals, strict=True):
         if refusal is not None:
             outcomes[i] = refusal
             continue
         rows.extend(batch[i].rows)
+        bulk_job = batch[i].bulk_job
+        if bulk_job is not None:
+            jobs.append(bulk_job)
         claim = batch[i].idempotency
         answer = None
         if claim is not None:
@@ -197,6 +202,7 @@ async def _apply(
     if rows:
         repository = MessageRepository(session)
         await repository.insert_many(rows)
+        await repository.insert_bulk_jobs(jobs)
         if any(isinstance(outcomes[i], _Written) and batch[i].wakes_dispatcher for i in pending):
             await repository.announce_due_work()
     await session.flush()

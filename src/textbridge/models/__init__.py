@@ -2,6 +2,7 @@
 
 from textbridge.models.account import Account
 from textbridge.models.api_key import ApiKey
+from textbridge.models.bulk_job import BulkJob
 from textbridge.models.idempotency import IdempotencyRecord
 from textbridge.models.ledger import LedgerEntry, LedgerKind
 from textbridge.models.message import Direction, Message, MessageStatus, MessageType
@@ -11,6 +12,7 @@ __all__ = [
     "DEFAULT_COUNTRY",
     "Account",
     "ApiKey",
+    "BulkJob",
     "Direction",
     "IdempotencyRecord",
     "LedgerEntry",

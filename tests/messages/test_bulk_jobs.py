@@ -1,0 +1,62 @@
+"""Native bulk jobs: many recipients in one request, behind ordinary traffic, with progress."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import httpx
+
+from tests.conftest import keyed
+
+
+async def test_a_bulk_job_is_accepted_whole_and_drains(client: httpx.AsyncClient) -> None:
+    numbers = [f"+1415600{i:04d}" for i in range(2500)]  # over the 1,000 of POST /v1/messages
+    answer = await client.post("/v1/bulk-jobs", json={"to": numbers, "text": "Sale!"})
+    assert answer.status_code == 202, answer.text
+    job = answer.json()
+    assert (job["source"], job["total"]) == ("native", 2500)
+    assert sum(job["by_status"].values()) == 2500
+    deadline = time.monotonic() + 60
+    while job["pending"] and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+        job = (await client.get(f"/v1/bulk-jobs/{job['id']}")).json()
+    assert job["pending"] == 0
+    assert job["by_status"] == {"delivered": 2500}
+    ledger = (await client.get("/v1/account/ledger")).json()["data"]
+    assert ledger[0]["reference"] == job["id"]
+    assert ledger[0]["amount"] == round(-2500 * 0.0079, 6)
+
+
+async def test_ordinary_messages_overtake_a_bulk_job(client: httpx.AsyncClient) -> None:
+    numbers = [f"+1415700{i:04d}" for i in range(3000)]
+    await client.post("/v1/bulk-jobs", json={"to": numbers, "text": "Campaign"})
+    answer = await client.post("/v1/messages", json={"to": "+14155550100", "text": "Urgent"})
+    urgent = answer.json()["messages"][0]["id"]
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        status = (await client.get(f"/v1/messages/{urgent}")).json()["status"]
+        if status in ("sent", "delivered"):
+            break
+        await asyncio.sleep(0.02)
+    [job] = (await client.get("/v1/bulk-jobs")).json()["data"]
+    # The urgent message went out while most of the campaign still waited.
+    assert job["pending"] > 1000
+
+
+async def test_bulk_job_bad_input_and_isolation(client: httpx.AsyncClient) -> None:
+    answer = await client.post("/v1/bulk-jobs", json={"to": [], "text": "x"})
+    assert answer.status_code == 400
+    answer = await client.post(
+        "/v1/bulk-jobs", json={"to": [f"+1415800{i:04d}" for i in range(10)] + ["12"], "text": "x"}
+    )
+    assert answer.status_code == 400
+    assert answer.json()["error"]["field"] == "to[10]"
+    assert (await client.get("/v1/bulk-jobs")).json()["data"] == []
+    answer = await client.get("/v1/bulk-jobs/01NOTAJOB")
+    assert answer.status_code == 404
+    created = await client.post("/v1/accounts", json={"name": "other", "balance": 1})
+    job = (await client.post("/v1/bulk-jobs", json={"to": ["+14158000001"], "text": "x"})).json()
+    async with keyed(client, created.json()["api_key"]) as other:
+        assert (await other.get(f"/v1/bulk-jobs/{job['id']}")).status_code == 404
+        assert (await other.get("/v1/bulk-jobs")).json()["data"] == []
