@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import UTC, datetime, timedelta
 
 import httpx
 
@@ -60,3 +61,29 @@ async def test_bulk_job_bad_input_and_isolation(client: httpx.AsyncClient) -> No
     async with keyed(client, created.json()["api_key"]) as other:
         assert (await other.get(f"/v1/bulk-jobs/{job['id']}")).status_code == 404
         assert (await other.get("/v1/bulk-jobs")).json()["data"] == []
+
+
+async def test_cancelling_a_scheduled_bulk_job_refunds_it(client: httpx.AsyncClient) -> None:
+    later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    before = (await client.get("/v1/account")).json()["balance"]
+    job = (
+        await client.post(
+            "/v1/bulk-jobs",
+            json={
+                "to": [f"+1415900{i:04d}" for i in range(1500)],
+                "text": "x",
+                "schedule_at": later,
+            },
+        )
+    ).json()
+    assert job["by_status"] == {"accepted": 1500}
+    scheduled = await client.get("/v1/messages", params={"status": "accepted", "limit": 5})
+    assert len(scheduled.json()["data"]) == 5
+    cancelled = await client.post(f"/v1/bulk-jobs/{job['id']}/cancel")
+    assert cancelled.status_code == 200
+    assert cancelled.json()["by_status"] == {"cancelled": 1500}
+    assert cancelled.json()["pending"] == 0
+    assert (await client.get("/v1/account")).json()["balance"] == before
+    again = await client.post(f"/v1/bulk-jobs/{job['id']}/cancel")
+    assert again.json()["by_status"] == {"cancelled": 1500}
+    assert (await client.post("/v1/bulk-jobs/01NOPE/cancel")).status_code == 404

@@ -199,3 +199,9 @@ async def list_bulk_jobs(session: SessionDep, caller: CallerDep, page: PageDep) 
 async def get_bulk_job(job_id: str, session: SessionDep, caller: CallerDep) -> BulkJobOut:
     """One bulk job and how far it has gone."""
     return _bulk_out(await messages.bulk_job(session, caller, job_id))
+
+
+@bulk_router.post("/{job_id}/cancel", response_model=BulkJobOut)
+async def cancel_bulk_job(job_id: str, session: SessionDep, caller: CallerDep) -> BulkJobOut:
+    """Cancel the job's messages not yet handed to a channel; their price is refunded."""
+    return _bulk_out(await messages.cancel_bulk_job(session, caller, job_id))

@@ -148,6 +148,17 @@ class MessageRepository:
             counts.setdefault(batch_id, {})[status] = int(count)
         return counts
 
+    async def unsent_in_batch(self, account_id: str, batch_id: str) -> Sequence[str]:
+        """Ids of a batch's messages not yet handed to a channel."""
+        result = await self.session.execute(
+            select(Message.id).where(
+                Message.account_id == account_id,
+                Message.batch_id == batch_id,
+                Message.status.in_([MessageStatus.ACCEPTED, MessageStatus.QUEUED]),
+            )
+        )
+        return result.scalars().all()
+
     async def bulk_pending(self, account_id: str) -> int:
         result = await self.session.execute(
             select(func.count())

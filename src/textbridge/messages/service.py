@@ -299,6 +299,25 @@ class MessageService:
         counts = await repository.count_by_batch([job.id])
         return BulkProgress(job, counts.get(job.id, {}))
 
+    async def cancel_bulk_job(
+        self, session: AsyncSession, caller: Principal, job_id: str
+    ) -> BulkProgress:
+        """Cancel what of a bulk job has not been handed to a channel yet, refunding it."""
+        await self.bulk_job(session, caller, job_id)  # 404 for another account's job
+        repository = MessageRepository(session)
+        ids = await repository.unsent_in_batch(caller.account_id, job_id)
+        now = utcnow()
+        for start in range(0, len(ids), 1000):  # bounded IN lists
+            finished = await repository.finish(
+                ids[start : start + 1000],
+                status=MessageStatus.CANCELLED,
+                from_statuses=(MessageStatus.ACCEPTED, MessageStatus.QUEUED),
+                now=now,
+                account_id=caller.account_id,
+            )
+            await self._settle(session, finished, MessageStatus.CANCELLED)
+        return await self.bulk_job(session, caller, job_id)
+
     async def bulk_pending(self, session: AsyncSession, caller: Principal) -> int:
         """Recipients of the account's bulk jobs not yet handed to a channel."""
         return await MessageRepository(session).bulk_pending(caller.account_id)
