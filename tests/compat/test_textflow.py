@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
 import httpx
 import pytest
+
+from tests.conftest import ADMIN_KEY
+from tests.e2e.server import ServerProcess
 
 
 async def test_send_sms_answers_the_documented_shape(client: httpx.AsyncClient) -> None:
@@ -121,3 +125,28 @@ async def test_bulk_sms_refuses_the_whole_job_for_one_bad_number(
     answer = await client.post("/textflow/api/bulk-sms", json={"phone_numbers": [], "text": "x"})
     assert answer.status_code == 400
     assert answer.json()["ok"] is False
+
+
+def test_the_published_python_client_works_unchanged(
+    live_server: Callable[..., ServerProcess], redirect: Callable[[str, str], None]
+) -> None:
+    """``textflowsms`` from PyPI (TextFlow's own client), unchanged, against a real server set
+    up as a TextFlow user would: ``TEXTBRIDGE_ROOT_DIALECT=textflow``, and only the host
+    changes."""
+    import textflowsms as tf
+
+    server = live_server(root_dialect="textflow")
+    redirect("https://textflow.me", server.url)
+    tf.useKey(ADMIN_KEY)
+    result = tf.sendSMS("+381690156360", "Dummy message text...")
+    assert (result.ok, result.status, result.message) == (True, 200, "Message sent successfully")
+    assert (result.data.to, result.data.country_code, result.data.price) == (
+        "+381690156360",
+        "Serbia",
+        0.15,
+    )
+    refused = tf.sendSMS("+1", "x")
+    assert (refused.ok, refused.status, refused.message) == (False, 400, "Phone number is invalid")
+    tf.useKey("tb_not_a_key_at_all_000000")
+    refused = tf.sendSMS("+381690156360", "x")
+    assert (refused.ok, refused.message) == (False, "Invalid API key")

@@ -4,8 +4,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -100,40 +98,22 @@ async def test_no_balance_is_a_sending_failure(client: httpx.AsyncClient) -> Non
 
 
 def test_the_published_python_client_works_unchanged(
-    database_url: str,
-    tmp_path: Path,
-    free_port: Callable[[], int],
-    monkeypatch: pytest.MonkeyPatch,
+    live_server: Callable[..., ServerProcess], redirect: Callable[[str, str], None]
 ) -> None:
-    """The ``textlink`` package from PyPI, unchanged, against a real server: its requests to
-    https://textlinksms.com are redirected where ``requests`` hands them to the network."""
-    import requests
+    """The ``textlink`` package from PyPI, unchanged, against a real server whose root dialect
+    is TextLink (the default): only the host changes."""
     import textlink as tl
-    from requests.adapters import HTTPAdapter
 
-    server = ServerProcess(port=free_port(), data_dir=tmp_path, database_url=database_url)
-    server.start()
-    send = HTTPAdapter.send
-
-    def redirected(
-        adapter: HTTPAdapter, request: requests.PreparedRequest, **kwargs: Any
-    ) -> requests.Response:
-        assert request.url is not None
-        request.url = request.url.replace("https://textlinksms.com", server.url)
-        return send(adapter, request, **kwargs)
-
-    monkeypatch.setattr(HTTPAdapter, "send", redirected)
-    try:
-        tl.useKey(ADMIN_KEY)
-        result = tl.sendSMS("+381637443242", "Your message text...")
-        assert result.ok is True
-        refused = tl.sendSMS("+1234", "Your message text...")
-        assert refused.ok is False
-        assert "not a valid phone number" in refused.message
-        tl.useKey("tb_not_a_key_at_all_000000")
-        assert tl.sendSMS("+381637443242", "x").ok is False
-        with server.client() as http:
-            sent = http.get("/v1/messages").json()["data"]
-        assert [m["to"] for m in sent] == ["+381637443242"]
-    finally:
-        server.stop()
+    server = live_server()
+    redirect("https://textlinksms.com", server.url)
+    tl.useKey(ADMIN_KEY)
+    result = tl.sendSMS("+381637443242", "Your message text...")
+    assert result.ok is True
+    refused = tl.sendSMS("+1234", "Your message text...")
+    assert refused.ok is False
+    assert "not a valid phone number" in refused.message
+    tl.useKey("tb_not_a_key_at_all_000000")
+    assert tl.sendSMS("+381637443242", "x").ok is False
+    with server.client() as http:
+        sent = http.get("/v1/messages").json()["data"]
+    assert [m["to"] for m in sent] == ["+381637443242"]
