@@ -7,9 +7,13 @@ from collections.abc import Callable
 
 import httpx
 import pytest
+from asgi_lifespan import LifespanManager
 
 from tests.conftest import ADMIN_KEY, BASE_URL, wait_for
 from tests.e2e.server import ServerProcess
+from textbridge.api.app import create_app
+from textbridge.db import Database
+from textbridge.settings import Role, Settings
 
 
 @pytest.mark.parametrize("prefix", ["/textlink/api", "/api"])
@@ -117,3 +121,17 @@ def test_the_published_python_client_works_unchanged(
     with server.client() as http:
         sent = http.get("/v1/messages").json()["data"]
     assert [m["to"] for m in sent] == ["+381637443242"]
+
+
+async def test_queued_when_no_sender_here_can_take_it(settings: Settings, db: Database) -> None:
+    """An API-only process hands messages to workers elsewhere: TextLink's "queued"."""
+    api_only = create_app(settings.model_copy(update={"role": Role.API}))
+    async with LifespanManager(api_only), httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=api_only),
+        base_url=BASE_URL,
+        headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+    ) as http:
+        answer = await http.post(
+            "/textlink/api/send-sms", json={"phone_number": "+381611231234", "text": "x"}
+        )
+    assert (answer.status_code, answer.json()) == (200, {"ok": True, "queued": True})

@@ -1,7 +1,8 @@
 """TextLink's messaging API.
 
 Its documented answers are all ``200``: ``{ok: true}``, ``{ok: false, message}`` when the message
-could not be sent, ``{ok: true, queued: true}`` when it waits for a sender. Its official client
+could not be sent, ``{ok: true, queued: true}`` when it waits for a sender (here: when no sender
+in this process can take it now). Its official client
 reads only the body. Textbridge keeps ``200`` for refusals of the message itself (a bad number, a
 text too long, no balance), and answers a missing or unknown key with ``401`` and a malformed
 request with ``400``, in the same ``{ok: false, message}`` shape.
@@ -19,6 +20,7 @@ from textbridge.api.deps import CallerDep, RuntimeDep
 from textbridge.api.routing import make_router
 from textbridge.errors import InsufficientBalance, TextbridgeError, Unauthorized, ValidationFailed
 from textbridge.messages.service import SendCommand, messages
+from textbridge.models import MessageType
 
 router = make_router(tags=["TextLink"])
 
@@ -69,4 +71,9 @@ async def send_sms(body: SendSms, caller: CallerDep, runtime: RuntimeDep) -> Res
         channels=runtime.channels,
         writer=runtime.writer,
     )
+    # TextLink's "all senders busy, should be sent soon": no sender in this process can take
+    # it now (an API-only process, a channel that is down; with phones, every SIM busy).
+    channel = runtime.channels.route(MessageType.PLAIN)
+    if channel is None or runtime.worker is None or not channel.healthy():
+        return _answer({"ok": True, "queued": True})
     return _answer({"ok": True})
