@@ -6,8 +6,12 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+from asgi_lifespan import LifespanManager
 
-from tests.conftest import wait_for
+from tests.conftest import ADMIN_KEY, BASE_URL, wait_for
+from textbridge.api.app import create_app
+from textbridge.db import Database
+from textbridge.settings import Settings
 
 
 @pytest.mark.parametrize("prefix", ["/textboost/api", "/api"])
@@ -193,3 +197,31 @@ async def test_balance_and_me(client: httpx.AsyncClient) -> None:
     }
     me = (await client.get("/textboost/api/http/me")).json()["data"]
     assert (me["name"], me["balance"]) == ("admin", 1_000_000.0)
+
+
+async def test_voice_without_a_voice_channel_is_refused_not_downgraded(
+    settings: Settings, db: Database
+) -> None:
+    no_simulator = create_app(settings.model_copy(update={"simulator_enabled": False}))
+    async with LifespanManager(no_simulator), httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=no_simulator),
+        base_url=BASE_URL,
+        headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+    ) as http:
+        answer = await http.post(
+            "/api/http/sms/send",
+            json={
+                "recipient": "31612345678",
+                "sender_id": "YourName",
+                "type": "voice",
+                "language": "en-gb",
+                "gender": "female",
+                "message": "This is a test message",
+            },
+        )
+        assert answer.status_code == 400
+        assert answer.json() == {
+            "status": "error",
+            "message": "no channel can send voice messages",
+        }
+        assert (await http.get("/v1/messages")).json()["data"] == []
