@@ -203,11 +203,14 @@ async def test_voice_without_a_voice_channel_is_refused_not_downgraded(
     settings: Settings, db: Database
 ) -> None:
     no_simulator = create_app(settings.model_copy(update={"simulator_enabled": False}))
-    async with LifespanManager(no_simulator), httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=no_simulator),
-        base_url=BASE_URL,
-        headers={"Authorization": f"Bearer {ADMIN_KEY}"},
-    ) as http:
+    async with (
+        LifespanManager(no_simulator),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=no_simulator),
+            base_url=BASE_URL,
+            headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+        ) as http,
+    ):
         answer = await http.post(
             "/api/http/sms/send",
             json={
