@@ -95,3 +95,33 @@ async def test_send_debits_the_balance_with_one_ledger_entry(
     assert [(e["kind"], e["amount"]) for e in ledger] == [("debit", -0.3), ("transfer_in", 100)]
     assert ledger[0]["reference"] == answer.json()["batch_id"]
     assert ledger[0]["balance_after"] == 99.7
+
+
+async def test_voice_and_mms_need_their_fields(client: httpx.AsyncClient) -> None:
+    base = {"to": "+14155550100", "text": "Your code is 1234"}
+    voice = await client.post(
+        "/v1/messages", json={**base, "type": "voice", "language": "en-us", "gender": "male"}
+    )
+    assert voice.status_code == 202, voice.text
+    mms = await client.post(
+        "/v1/messages",
+        json={"to": "+14155550100", "text": "", "type": "mms", "media_url": "https://x.test/a.png"},
+    )
+    assert mms.status_code == 202, mms.text
+    for body, field in [
+        ({**base, "type": "voice", "gender": "male"}, "language"),
+        ({**base, "type": "voice", "language": "xx-yy", "gender": "male"}, "language"),
+        ({**base, "type": "voice", "language": "en-us"}, "gender"),
+        ({**base, "type": "mms"}, "media_url"),
+        ({**base, "type": "mms", "media_url": "ftp://x.test/a.png"}, "media_url"),
+    ]:
+        answer = await client.post("/v1/messages", json=body)
+        assert answer.status_code == 400, body
+        assert answer.json()["error"]["field"] == field
+    for sent in (voice, mms):
+        message = await wait_for(client, sent.json()["messages"][0]["id"])
+        assert message["status"] == "delivered"
+        assert message["extra"] in (
+            {"language": "en-us", "gender": "male"},
+            {"media_url": "https://x.test/a.png"},
+        )

@@ -60,6 +60,7 @@ async def send_messages(
         schedule_at=body.schedule_at,
         ttl_seconds=body.ttl_seconds,
         custom_id=body.custom_id,
+        extra=body.type_fields(),
     )
     idempotent = None
     if idempotency_key is not None:

@@ -34,6 +34,20 @@ class SendMessage(BaseModel):
         default=None, ge=1, description="Expire if not delivered within this many seconds"
     )
     custom_id: Annotated[str, StringConstraints(max_length=255)] | None = None
+    media_url: Annotated[str, StringConstraints(max_length=2048)] | None = Field(
+        default=None, description="For type mms: the picture's http(s) URL"
+    )
+    language: Annotated[str, StringConstraints(max_length=16)] | None = Field(
+        default=None, description="For type voice: the language to read it in, e.g. en-gb"
+    )
+    gender: Annotated[str, StringConstraints(max_length=8)] | None = Field(
+        default=None, description="For type voice: male or female"
+    )
+
+    def type_fields(self) -> dict[str, str] | None:
+        """The fields of a voice or MMS message, as ``SendCommand.extra``."""
+        fields = {"media_url": self.media_url, "language": self.language, "gender": self.gender}
+        return {name: value for name, value in fields.items() if value is not None} or None
 
 
 class AcceptedMessage(BaseModel):
@@ -75,6 +89,10 @@ class MessageOut(BaseModel):
     price: float
     status: MessageStatus
     custom_id: str | None
+    extra: dict[str, Any] | None = Field(
+        description="Fields of the message's type and dialect: media_url, language, gender, "
+        "sim_card_id, dlt_template_id"
+    )
     channel: str | None
     attempts: int
     error: MessageError | None
@@ -109,6 +127,7 @@ class MessageOut(BaseModel):
             price=from_micros(message.price_micros),
             status=MessageStatus(message.status),
             custom_id=message.custom_id,
+            extra=message.extra,
             channel=message.channel,
             attempts=message.attempts,
             error=(

@@ -32,6 +32,45 @@ from textbridge.metrics import MESSAGE_TRANSITIONS, MESSAGES_RECEIVED
 from textbridge.models import BulkJob, Direction, Message, MessageStatus, MessageType
 from textbridge.settings import Settings
 
+VOICE_LANGUAGES = frozenset(
+    [
+        "cy-gb",
+        "da-dk",
+        "de-de",
+        "el-gr",
+        "en-au",
+        "en-gb",
+        "en-gb-wls",
+        "en-in",
+        "en-us",
+        "es-es",
+        "es-mx",
+        "es-us",
+        "fr-ca",
+        "fr-fr",
+        "id-id",
+        "is-is",
+        "it-it",
+        "ja-jp",
+        "ko-kr",
+        "ms-my",
+        "nb-no",
+        "nl-nl",
+        "pl-pl",
+        "pt-br",
+        "pt-pt",
+        "ro-ro",
+        "ru-ru",
+        "sv-se",
+        "ta-in",
+        "th-th",
+        "tr-tr",
+        "vi-vn",
+        "zh-cn",
+        "zh-hk",
+    ]
+)
+VOICE_GENDERS = frozenset({"male", "female"})
 _ALPHANUMERIC_SENDER = regex.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9 ._-]{1,11}$")
 _PAST_TOLERANCE = timedelta(seconds=60)
 
@@ -135,6 +174,7 @@ class MessageService:
         sender = _check_sender(command.sender)
         if command.custom_id is not None and "\x00" in command.custom_id:
             raise ValidationFailed("custom_id must not contain NUL characters", field="custom_id")
+        _check_type_fields(command.type, command.extra or {})
         if channels.route(command.type) is None:
             raise ValidationFailed(
                 f"no channel can send {command.type.value} messages", field="type"
@@ -484,6 +524,27 @@ def _check_text(text: str, limit: int, *, allow_empty: bool = False) -> str:
     if "\x00" in text:
         raise ValidationFailed("text must not contain NUL characters", field="text")
     return text
+
+
+def _check_type_fields(kind: MessageType, extra: dict[str, Any]) -> None:
+    """What a voice or MMS message needs besides its text (kept in ``extra``)."""
+    if kind is MessageType.VOICE:
+        if extra.get("language") not in VOICE_LANGUAGES:
+            raise ValidationFailed(
+                "language is required for voice messages: one of "
+                + ", ".join(sorted(VOICE_LANGUAGES)),
+                field="language",
+            )
+        if extra.get("gender") not in VOICE_GENDERS:
+            raise ValidationFailed(
+                "gender is required for voice messages: male or female", field="gender"
+            )
+    if kind is MessageType.MMS:
+        url = extra.get("media_url")
+        if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+            raise ValidationFailed(
+                "media_url (an http or https URL) is required for mms", field="media_url"
+            )
 
 
 def _check_sender(sender: str | None) -> str | None:

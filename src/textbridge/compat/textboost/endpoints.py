@@ -30,44 +30,6 @@ router = make_router(tags=["TextBoost"])
 
 _FIELDS = {"to": "recipient", "text": "message", "sender": "sender_id", "type": "type"}
 _PER_PAGE = 25
-VOICE_LANGUAGES = frozenset(
-    [
-        "cy-gb",
-        "da-dk",
-        "de-de",
-        "el-gr",
-        "en-au",
-        "en-gb",
-        "en-gb-wls",
-        "en-in",
-        "en-us",
-        "es-es",
-        "es-mx",
-        "es-us",
-        "fr-ca",
-        "fr-fr",
-        "id-id",
-        "is-is",
-        "it-it",
-        "ja-jp",
-        "ko-kr",
-        "ms-my",
-        "nb-no",
-        "nl-nl",
-        "pl-pl",
-        "pt-br",
-        "pt-pt",
-        "ro-ro",
-        "ru-ru",
-        "sv-se",
-        "ta-in",
-        "th-th",
-        "tr-tr",
-        "vi-vn",
-        "zh-cn",
-        "zh-hk",
-    ]
-)
 
 
 class SendSms(BaseModel):
@@ -80,7 +42,7 @@ class SendSms(BaseModel):
     schedule_time: StrictStr | None = None
     dlt_template_id: Annotated[StrictStr, Field(max_length=64)] | None = None
     language: StrictStr | None = None
-    gender: Literal["male", "female"] | None = None
+    gender: StrictStr | None = None
     media_url: Annotated[StrictStr, Field(max_length=2048)] | None = None
 
 
@@ -124,25 +86,15 @@ def _sms(message: Message | dict[str, Any]) -> dict[str, Any]:
 
 
 def _command(body: SendSms) -> SendCommand:
+    # The type's own fields travel as they are; the message service checks them.
+    fields = {
+        "dlt_template_id": body.dlt_template_id,
+        "language": body.language,
+        "gender": body.gender,
+        "media_url": body.media_url,
+    }
     kind = MessageType(body.type)
-    extra: dict[str, Any] = {}
-    if body.dlt_template_id:
-        extra["dlt_template_id"] = body.dlt_template_id
-    if kind is MessageType.VOICE:
-        if body.language not in VOICE_LANGUAGES:
-            raise ValidationFailed(
-                "language is required for voice messages: one of "
-                + ", ".join(sorted(VOICE_LANGUAGES)),
-                field="language",
-            )
-        if body.gender is None:
-            raise ValidationFailed("gender is required for voice messages: male or female")
-        extra.update(language=body.language, gender=body.gender)
-    if kind is MessageType.MMS:
-        if not body.media_url or not body.media_url.startswith(("https://", "http://")):
-            raise ValidationFailed("media_url (an http or https URL) is required for mms")
-        extra["media_url"] = body.media_url
-    elif not body.message:
+    if kind is not MessageType.MMS and not body.message:
         raise ValidationFailed("message is required", field="message")
     return SendCommand(
         recipients=[part.strip() for part in body.recipient.split(",") if part.strip()],
@@ -150,7 +102,7 @@ def _command(body: SendSms) -> SendCommand:
         sender=body.sender_id,
         type=kind,
         schedule_at=_schedule(body.schedule_time),
-        extra=extra or None,
+        extra={name: value for name, value in fields.items() if value is not None} or None,
     )
 
 
