@@ -12,6 +12,7 @@ import os
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -139,6 +140,22 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(
         transport=transport, base_url=BASE_URL, headers={"Authorization": f"Bearer {ADMIN_KEY}"}
     ) as http:
+        yield http
+
+
+@asynccontextmanager
+async def client_of(settings: Settings, **changes: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """The admin's client on another app, built with these settings changed (an API-only
+    process, no simulator...), on the same database."""
+    application = create_app(settings.model_copy(update=changes))
+    async with (
+        LifespanManager(application, startup_timeout=30, shutdown_timeout=30),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=application),
+            base_url=BASE_URL,
+            headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+        ) as http,
+    ):
         yield http
 
 

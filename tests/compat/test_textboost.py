@@ -6,10 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 
-from tests.conftest import ADMIN_KEY, BASE_URL, wait_for
-from textbridge.api.app import create_app
+from tests.conftest import client_of, wait_for
 from textbridge.db import Database
 from textbridge.settings import Settings
 
@@ -202,15 +200,7 @@ async def test_balance_and_me(client: httpx.AsyncClient) -> None:
 async def test_voice_without_a_voice_channel_is_refused_not_downgraded(
     settings: Settings, db: Database
 ) -> None:
-    no_simulator = create_app(settings.model_copy(update={"simulator_enabled": False}))
-    async with (
-        LifespanManager(no_simulator),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=no_simulator),
-            base_url=BASE_URL,
-            headers={"Authorization": f"Bearer {ADMIN_KEY}"},
-        ) as http,
-    ):
+    async with client_of(settings, simulator_enabled=False) as http:
         answer = await http.post(
             "/api/http/sms/send",
             json={

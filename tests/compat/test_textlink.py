@@ -7,11 +7,9 @@ from collections.abc import Callable
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 
-from tests.conftest import ADMIN_KEY, BASE_URL, wait_for
+from tests.conftest import ADMIN_KEY, BASE_URL, client_of, wait_for
 from tests.e2e.server import ServerProcess
-from textbridge.api.app import create_app
 from textbridge.db import Database
 from textbridge.settings import Role, Settings
 
@@ -125,15 +123,7 @@ def test_the_published_python_client_works_unchanged(
 
 async def test_queued_when_no_sender_here_can_take_it(settings: Settings, db: Database) -> None:
     """An API-only process hands messages to workers elsewhere: TextLink's "queued"."""
-    api_only = create_app(settings.model_copy(update={"role": Role.API}))
-    async with (
-        LifespanManager(api_only),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=api_only),
-            base_url=BASE_URL,
-            headers={"Authorization": f"Bearer {ADMIN_KEY}"},
-        ) as http,
-    ):
+    async with client_of(settings, role=Role.API) as http:
         answer = await http.post(
             "/textlink/api/send-sms", json={"phone_number": "+381611231234", "text": "x"}
         )
