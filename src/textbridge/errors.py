@@ -18,6 +18,11 @@ class TextbridgeError(Exception):
         self.message = message
         self.field = field
 
+    @property
+    def headers(self) -> dict[str, str]:
+        """HTTP headers the answer carries (``Retry-After``...)."""
+        return {}
+
     def as_dict(self) -> dict[str, object]:
         return {"code": self.code, "message": self.message, "field": self.field}
 
@@ -59,3 +64,16 @@ class PayloadTooLarge(TextbridgeError):
 class IdempotencyMismatch(TextbridgeError):
     status_code = 422
     code = "idempotency_key_reused"
+
+
+class TooManyRequests(TextbridgeError):
+    status_code = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: float, field: str | None = None) -> None:
+        super().__init__(message, field=field)
+        self.retry_after = retry_after
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(max(1, round(self.retry_after)))}

@@ -65,6 +65,13 @@ class Settings(BaseSettings):
     max_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=1)
     max_schedule_days: int = Field(default=365, ge=1)
 
+    # Phone verification (reference/otp-security.md).
+    verify_max_checks: int = Field(default=5, ge=1)
+    verify_max_sends: int = Field(default=5, ge=1)
+    verify_resend_cooldown_seconds: float = Field(default=30.0, ge=0)
+    verify_default_lifetime_seconds: int = Field(default=600, ge=1)
+    verify_max_lifetime_seconds: int = Field(default=86_400, ge=1)
+
     # Dispatch.
     dispatch_batch_size: int = Field(default=200, ge=1)
     dispatch_poll_seconds: float = Field(default=1.0, gt=0)

@@ -22,6 +22,7 @@ from textbridge.messages.endpoints import router as messages_router
 from textbridge.runtime import Runtime
 from textbridge.settings import Settings
 from textbridge.simulator.endpoints import router as simulator_router
+from textbridge.verify.endpoints import router as verify_router
 
 log = structlog.get_logger(__name__)
 
@@ -67,6 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (
         messages_router,
         bulk_router,
+        verify_router,
         accounts_router,
         billing_router,
         simulator_router,

@@ -42,6 +42,7 @@ def native_error(error: TextbridgeError) -> Response:
         orjson.dumps({"error": error.as_dict()}),
         status_code=error.status_code,
         media_type="application/json",
+        headers=error.headers,
     )
 
 

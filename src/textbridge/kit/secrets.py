@@ -28,3 +28,18 @@ def display_prefix(key: str) -> str:
 
 def sign(secret: str, message: bytes) -> str:
     return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+def one_time_code(secret: str, nonce: str, length: int) -> str:
+    """A ``length``-digit code derived from the server secret and a random nonce.
+
+    Nothing stored lets anyone recompute it without the secret, yet the server can send the
+    same code again (a resend) without ever storing it."""
+    digest = hmac.new(secret.encode(), b"code:" + nonce.encode(), hashlib.sha256).digest()
+    return str(int.from_bytes(digest) % 10**length).zfill(length)
+
+
+def code_fingerprint(secret: str, verification_id: str, code: str) -> str:
+    """What is stored to check a code: HMAC-SHA256(secret, id ‖ code). A plain hash of a
+    six-digit code would be reversed in under a second."""
+    return sign(secret, f"{verification_id}:{code}".encode())

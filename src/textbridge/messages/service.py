@@ -99,6 +99,10 @@ class SendCommand:
     # A bulk job: up to MAX_BULK_RECIPIENTS, queued behind ordinary traffic, followed in
     # /v1/bulk-jobs. The name says which API started it.
     bulk_source: str | None = None
+    # A one-time code in the text: ``{code}`` stands for it and is filled in only when the
+    # message is handed to its channel (from this nonce and the server secret), so the code is
+    # stored nowhere. (nonce, number of digits).
+    one_time_code: tuple[str, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -188,7 +192,13 @@ class MessageService:
             )
         scheduled = due_at > now
         expires_at = due_at + timedelta(seconds=ttl)
-        segmentation = segment(text)
+        extra = command.extra
+        if command.one_time_code is not None:
+            nonce, digits = command.one_time_code
+            extra = {**(extra or {}), "one_time_code": {"nonce": nonce, "digits": digits}}
+            segmentation = segment(text.replace("{code}", "0" * digits))
+        else:
+            segmentation = segment(text)
         prices = await billing.price_table(writer.db)
         batch_id = new_id()
         status = MessageStatus.ACCEPTED if scheduled else MessageStatus.QUEUED
@@ -215,7 +225,7 @@ class MessageService:
                     "status": status,
                     "priority": Priority.BULK if bulk else command.priority,
                     "custom_id": command.custom_id,
-                    "extra": command.extra,
+                    "extra": extra,
                     "attempts": 0,
                     "due_at": due_at,
                     "expires_at": expires_at,

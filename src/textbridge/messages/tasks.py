@@ -31,6 +31,7 @@ from textbridge.db import Database
 from textbridge.idempotency.service import idempotency
 from textbridge.kit.clock import utcnow
 from textbridge.kit.ids import new_id
+from textbridge.kit.secrets import one_time_code
 from textbridge.messages.repository import QUEUE_CHANNEL, MessageRepository
 from textbridge.messages.service import messages
 from textbridge.metrics import DISPATCH_BATCH_SECONDS
@@ -81,6 +82,14 @@ class Dispatcher:
                         messages.wakeup.wait(), timeout=self.settings.dispatch_poll_seconds
                     )
 
+    def _fill(self, text: str, extra: dict[str, Any] | None) -> str:
+        """Put a one-time code into its message at the last moment (it is stored nowhere)."""
+        code = (extra or {}).get("one_time_code")
+        if not code:
+            return text
+        secret = self.settings.resolved_secret_key
+        return text.replace("{code}", one_time_code(secret, code["nonce"], code["digits"]))
+
     async def dispatch_once(self) -> int:
         """One claim-send-record round; answers how many messages it handled."""
         started = time.perf_counter()
@@ -104,7 +113,7 @@ class Dispatcher:
                 phone=row.phone,
                 sender=row.sender,
                 type=MessageType(row.type),
-                text=row.text,
+                text=self._fill(row.text, row.extra),
                 encoding=row.encoding,
                 segments=row.segments,
                 attempts=row.attempts,

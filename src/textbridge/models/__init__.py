@@ -7,6 +7,7 @@ from textbridge.models.idempotency import IdempotencyRecord
 from textbridge.models.ledger import LedgerEntry, LedgerKind
 from textbridge.models.message import Direction, Message, MessageStatus, MessageType
 from textbridge.models.price import DEFAULT_COUNTRY, Price
+from textbridge.models.verification import Verification, VerificationStatus
 
 __all__ = [
     "DEFAULT_COUNTRY",
@@ -21,4 +22,6 @@ __all__ = [
     "MessageStatus",
     "MessageType",
     "Price",
+    "Verification",
+    "VerificationStatus",
 ]

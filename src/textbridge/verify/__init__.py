@@ -1,0 +1,1 @@
+"""Phone verification: one-time codes sent by SMS and checked without the caller storing them."""
