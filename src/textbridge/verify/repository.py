@@ -27,18 +27,14 @@ class VerificationRepository:
         )
         return result.scalar_one_or_none()
 
-    async def latest(self, account_id: str, phone: str, service: str) -> Verification | None:
-        """The newest verification of this phone for this service."""
-        result = await self.session.execute(
-            select(Verification)
-            .where(
-                Verification.account_id == account_id,
-                Verification.phone == phone,
-                Verification.service == service,
-            )
-            .order_by(Verification.id.desc())
-            .limit(1)
+    async def latest(self, account_id: str, phone: str, service: str | None) -> Verification | None:
+        """The newest verification of this phone for this service (any service: ``None``)."""
+        query = select(Verification).where(
+            Verification.account_id == account_id, Verification.phone == phone
         )
+        if service is not None:
+            query = query.where(Verification.service == service)
+        result = await self.session.execute(query.order_by(Verification.id.desc()).limit(1))
         return result.scalar_one_or_none()
 
     async def take_attempt(

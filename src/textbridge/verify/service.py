@@ -168,9 +168,12 @@ class VerificationService:
         settings: Settings,
         verification_id: str | None = None,
         phone: str | None = None,
-        service: str = "",
+        service: str | None = "",
     ) -> CheckResult:
-        """Check a code. Every check of a pending verification counts, right or wrong."""
+        """Check a code. Every check of a pending verification counts, right or wrong.
+
+        By phone, ``service`` picks the verification; ``None`` takes the phone's newest of any
+        service (the dialects' verify endpoints name no service)."""
         if not (code.isdigit() and code.isascii() and 4 <= len(code) <= 10):
             raise ValidationFailed("code must be 4 to 10 digits", field="code")
         repository = VerificationRepository(session)
@@ -208,6 +211,13 @@ class VerificationService:
             verification.status = VerificationStatus.MAX_ATTEMPTS_REACHED
         return CheckResult(False, verification)
 
+    @staticmethod
+    def code_of(verification: Verification, settings: Settings) -> str:
+        """The code again, for the dialects whose documented answers carry it."""
+        return one_time_code(
+            settings.resolved_secret_key, verification.nonce, verification.code_length
+        )
+
     async def get(
         self, session: AsyncSession, caller: Principal, verification_id: str
     ) -> Verification:
@@ -238,7 +248,7 @@ class VerificationService:
         *,
         verification_id: str | None,
         phone: str | None,
-        service: str,
+        service: str | None,
     ) -> Verification:
         if verification_id is not None:
             found = await repository.get(caller.account_id, verification_id)

@@ -5,17 +5,27 @@ so it is here)."""
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from typing import Annotated, Any
 
 import orjson
-from fastapi import Response
-from pydantic import BaseModel, ConfigDict, Field, StrictStr
+import regex
+from fastapi import Depends, Request, Response
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
-from textbridge.api.deps import CallerDep, RuntimeDep, SessionDep
+from textbridge.accounts.service import Principal, accounts
+from textbridge.api.deps import CallerDep, RuntimeDep, SessionDep, get_caller
 from textbridge.api.routing import make_router
-from textbridge.errors import TextbridgeError, Unauthorized, ValidationFailed
+from textbridge.errors import NotFound, TextbridgeError, Unauthorized, ValidationFailed
 from textbridge.kit.money import from_micros
 from textbridge.messages.service import Accepted, SendCommand, messages
+from textbridge.models import VerificationStatus
+from textbridge.verify.service import (
+    DEFAULT_TEMPLATE,
+    SERVICE_TEMPLATE,
+    StartVerification,
+    verifications,
+)
 
 router = make_router(tags=["TextFlow"])
 
@@ -50,6 +60,14 @@ def _answer(
 
 
 def render_error(error: TextbridgeError) -> Response:
+    response = _render_error(error)
+    response.headers.update(error.headers)
+    return response
+
+
+def _render_error(error: TextbridgeError) -> Response:
+    if isinstance(error, CodeAuthError):
+        return _answer(401, "Invalid API key or user id.")
     if isinstance(error, Unauthorized):
         return _answer(400, "Invalid API key")
     if isinstance(error, ValidationFailed) and (
@@ -116,3 +134,121 @@ async def bulk_sms(body: BulkSms, caller: CallerDep, runtime: RuntimeDep) -> Res
 async def bulk_count(session: SessionDep, caller: CallerDep) -> Response:
     count = await messages.bulk_pending(session, caller)
     return _answer(200, "Bulk messages successfully counted", count=count)
+
+
+# Phone verification --------------------------------------------------------------------------
+
+_SERVICE_NAME = regex.compile(r"^[\p{L}\p{N} ]{0,110}$")
+
+
+class CodeAuthError(Unauthorized):
+    """A bad key on the verification endpoints, which TextFlow answers with a 401."""
+
+
+async def _code_caller(request: Request, runtime: RuntimeDep) -> Principal:
+    try:
+        return await get_caller(request, runtime)
+    except Unauthorized as exc:
+        raise CodeAuthError(exc.message) from exc
+
+
+CodeCallerDep = Annotated[Principal, Depends(_code_caller)]
+
+
+class SendCode(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    phone_number: Annotated[StrictStr, Field(max_length=64)]
+    service_name: StrictStr | None = None
+    seconds: StrictInt = 600
+
+
+class VerifyCode(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    phone_number: Annotated[StrictStr, Field(max_length=64)]
+    code: Annotated[StrictStr | StrictInt, Field()]
+
+
+def _ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+@router.post("/send-code", summary="TextFlow: send a verification code")
+async def send_code(body: SendCode, caller: CodeCallerDep, runtime: RuntimeDep) -> Response:
+    """``data`` carries the code, the expiry (ms) and the SMS text, as documented."""
+    if body.seconds > runtime.settings.verify_max_lifetime_seconds:
+        return _answer(400, "Code can not be stored more then one day.")
+    service = body.service_name or ""
+    if not _SERVICE_NAME.match(service):
+        return _answer(
+            400,
+            "Provider name can not be more than 110 characters and it can only consist of "
+            "letters, numbers and spaces.",
+        )
+    try:
+        started = await verifications.start(
+            caller,
+            StartVerification(
+                phone=body.phone_number, service=service, lifetime_seconds=max(1, body.seconds)
+            ),
+            db=runtime.db,
+            settings=runtime.settings,
+            channels=runtime.channels,
+            writer=runtime.writer,
+        )
+    except ValidationFailed as exc:
+        if exc.field == "phone":
+            return _answer(400, "Invalid phone number")
+        raise
+    template = SERVICE_TEMPLATE if service else DEFAULT_TEMPLATE
+    return _answer(
+        200,
+        "Verification SMS sent. ",
+        {
+            "verification_code": started.code,
+            "expires": _ms(started.verification.expires_at),
+            "message_text": template.format(service=service, code=started.code),
+        },
+    )
+
+
+@router.post("/verify-code", summary="TextFlow: check a verification code")
+async def verify_code(
+    body: VerifyCode, session: SessionDep, caller: CodeCallerDep, runtime: RuntimeDep
+) -> Response:
+    """``valid_code`` is not echoed back unless the account's ``echo_valid_code`` setting says."""
+    code = str(body.code)
+    if not (code.isascii() and code.isdigit() and 4 <= len(code) <= 10):
+        return _verdict(400, "Invalid code", valid=False)
+    try:
+        result = await verifications.check(
+            session,
+            caller,
+            code=code,
+            settings=runtime.settings,
+            phone=body.phone_number,
+            service=None,
+        )
+    except ValidationFailed as exc:
+        if exc.field == "phone":
+            return _verdict(400, "Invalid phone number", valid=False, ok=False)
+        raise
+    except NotFound:
+        return _verdict(400, "The code is invalid. ", valid=False)
+    verification = result.verification
+    extra: dict[str, Any] = {}
+    account = await accounts.get(session, caller.account_id)
+    if account.settings.get("echo_valid_code"):
+        extra["valid_code"] = verifications.code_of(verification, runtime.settings)
+    extra["expires"] = _ms(verification.expires_at)
+    if result.valid:
+        return _verdict(200, "The code is valid. ", valid=True, **extra)
+    if verification.status == VerificationStatus.EXPIRED:
+        return _verdict(400, "The code has expired. ", valid=False, **extra)
+    return _verdict(400, "The code is invalid. ", valid=False, **extra)
+
+
+def _verdict(status: int, message: str, *, valid: bool, ok: bool = True, **extra: Any) -> Response:
+    body = {"ok": ok, "status": status, "message": message, "valid": valid, **extra}
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json")

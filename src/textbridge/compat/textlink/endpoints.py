@@ -16,11 +16,18 @@ import orjson
 from fastapi import Response
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
-from textbridge.api.deps import CallerDep, RuntimeDep
+from textbridge.api.deps import CallerDep, RuntimeDep, SessionDep
 from textbridge.api.routing import make_router
-from textbridge.errors import InsufficientBalance, TextbridgeError, Unauthorized, ValidationFailed
+from textbridge.errors import (
+    InsufficientBalance,
+    NotFound,
+    TextbridgeError,
+    Unauthorized,
+    ValidationFailed,
+)
 from textbridge.messages.service import SendCommand, messages
-from textbridge.models import MessageType
+from textbridge.models import MessageType, VerificationStatus
+from textbridge.verify.service import StartVerification, verifications
 
 router = make_router(tags=["TextLink"])
 
@@ -42,13 +49,19 @@ def _answer(body: dict[str, Any], status: int = 200) -> Response:
 
 
 def render_error(error: TextbridgeError) -> Response:
+    response = _render_error(error)
+    response.headers.update(error.headers)
+    return response
+
+
+def _render_error(error: TextbridgeError) -> Response:
     message = error.message
     if error.field in _FIELDS and message.startswith(error.field):
         message = _FIELDS[error.field] + message.removeprefix(error.field)
     if isinstance(error, Unauthorized):
         return _answer({"ok": False, "message": "Invalid API key"}, 401)
     if isinstance(error, InsufficientBalance) or (
-        isinstance(error, ValidationFailed) and error.field in ("to", "text")
+        isinstance(error, ValidationFailed) and error.field in ("to", "text", "phone", "code")
     ):
         # What TextLink calls "Message sending failed": a 200 with the reason.
         return _answer({"ok": False, "message": message})
@@ -77,3 +90,74 @@ async def send_sms(body: SendSms, caller: CallerDep, runtime: RuntimeDep) -> Res
     if channel is None or runtime.worker is None or not channel.healthy():
         return _answer({"ok": True, "queued": True})
     return _answer({"ok": True})
+
+
+# Phone verification --------------------------------------------------------------------------
+
+
+class SendCode(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    phone_number: Annotated[StrictStr, Field(max_length=64)]
+    service_name: Annotated[StrictStr, Field(max_length=110)] | None = None
+    sim_card_id: StrictInt | None = None
+    custom_id: Annotated[StrictStr, Field(max_length=255)] | None = None
+    # What its Python client sends: the lifetime in MILLISECONDS, and the sender's country.
+    expiration_time: StrictInt | None = None
+    source_country: StrictStr | None = None
+
+
+class VerifyCode(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    phone_number: Annotated[StrictStr, Field(max_length=64)]
+    code: StrictStr | StrictInt
+
+
+@router.post("/send-code", summary="TextLink: send a verification code")
+async def send_code(body: SendCode, caller: CallerDep, runtime: RuntimeDep) -> Response:
+    """``{ok: true, code}`` as documented; ``{ok: false, message}`` when it cannot be sent."""
+    lifetime = None
+    if body.expiration_time is not None:
+        lifetime = max(1, body.expiration_time // 1000)
+    started = await verifications.start(
+        caller,
+        StartVerification(
+            phone=body.phone_number,
+            service=body.service_name or "",
+            lifetime_seconds=lifetime,
+            custom_id=body.custom_id,
+        ),
+        db=runtime.db,
+        settings=runtime.settings,
+        channels=runtime.channels,
+        writer=runtime.writer,
+    )
+    return _answer({"ok": True, "code": started.code})
+
+
+@router.post("/verify-code", summary="TextLink: check a verification code")
+async def verify_code(
+    body: VerifyCode, session: SessionDep, caller: CallerDep, runtime: RuntimeDep
+) -> Response:
+    try:
+        result = await verifications.check(
+            session,
+            caller,
+            code=str(body.code),
+            settings=runtime.settings,
+            phone=body.phone_number,
+            service=None,
+        )
+    except NotFound:
+        return _answer({"ok": False, "message": "The code is invalid"})
+    if result.valid:
+        return _answer({"ok": True})
+    reasons = {
+        VerificationStatus.EXPIRED: "The code has expired",
+        VerificationStatus.MAX_ATTEMPTS_REACHED: "Too many attempts; request a new code",
+        VerificationStatus.APPROVED: "The code was already used",
+        VerificationStatus.CANCELED: "The code was canceled",
+    }
+    reason = reasons.get(VerificationStatus(result.verification.status), "The code is invalid")
+    return _answer({"ok": False, "message": reason})
