@@ -13,6 +13,7 @@ from textbridge.messages.service import messages
 from textbridge.messages.tasks import Worker
 from textbridge.messages.writer import AcceptanceWriter
 from textbridge.settings import Role, Settings
+from textbridge.verify.service import verifications
 
 
 @dataclass
@@ -28,6 +29,7 @@ class Runtime:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         accounts.forget()
         billing.forget()
+        verifications.forget()
         db = Database(settings.resolved_database_url)
         channels = Channels.from_settings(settings)
         worker = Worker(db, channels, settings) if settings.role is not Role.API else None

@@ -71,6 +71,15 @@ class Settings(BaseSettings):
     verify_resend_cooldown_seconds: float = Field(default=30.0, ge=0)
     verify_default_lifetime_seconds: int = Field(default=600, ge=1)
     verify_max_lifetime_seconds: int = Field(default=86_400, ge=1)
+    # Rate limits on starting verifications ("N/period", several separated by ";"), kept in
+    # this process's memory.
+    verify_limit_per_phone: str = "5/10 minutes;20/day"
+    verify_limit_per_key: str = "200/minute"
+    verify_limit_per_ip: str = "60/minute"
+    # SMS-pumping guard: more starts than this to one number prefix (the number less its last
+    # four digits) in ten minutes blocks the prefix for the given time.
+    verify_prefix_burst: int = Field(default=20, ge=1)
+    verify_prefix_block_seconds: int = Field(default=12 * 3600, ge=1)
 
     # Dispatch.
     dispatch_batch_size: int = Field(default=200, ge=1)

@@ -194,8 +194,11 @@ class SimulatorChannel:
             delay = self._pending[0][0] - time.monotonic()
             if delay > 0:
                 self._wakeup.clear()
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow the
+                # cancellation that stop() sends, and the loop then never ends.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), timeout=delay)
+                    async with asyncio.timeout(delay):
+                        await self._wakeup.wait()
                 continue
             due: list[tuple[str, _Outcome]] = []
             now = time.monotonic()

@@ -77,10 +77,10 @@ class Dispatcher:
                 await asyncio.sleep(1.0)
             if handled == 0:
                 messages.wakeup.clear()
+                # asyncio.timeout, not wait_for, which can swallow a cancellation on 3.11.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(
-                        messages.wakeup.wait(), timeout=self.settings.dispatch_poll_seconds
-                    )
+                    async with asyncio.timeout(self.settings.dispatch_poll_seconds):
+                        await messages.wakeup.wait()
 
     def _fill(self, text: str, extra: dict[str, Any] | None) -> str:
         """Put a one-time code into its message at the last moment (it is stored nowhere)."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from fastapi import Request
+
 from textbridge.api.deps import CallerDep, RuntimeDep, SessionDep
 from textbridge.api.routing import make_router
 from textbridge.verify.schemas import (
@@ -17,7 +19,7 @@ router = make_router(prefix="/v1/verifications", tags=["verifications"])
 
 @router.post("", status_code=201, response_model=VerificationOut)
 async def start_verification(
-    body: CreateVerification, caller: CallerDep, runtime: RuntimeDep
+    body: CreateVerification, request: Request, caller: CallerDep, runtime: RuntimeDep
 ) -> VerificationOut:
     """Send a one-time code to a phone (the same code again while one is pending)."""
     started = await verifications.start(
@@ -29,6 +31,7 @@ async def start_verification(
             lifetime_seconds=body.lifetime_seconds,
             sender=body.sender,
             template=body.template,
+            client_ip=request.client.host if request.client else None,
         ),
         db=runtime.db,
         settings=runtime.settings,

@@ -17,12 +17,17 @@ from __future__ import annotations
 
 import hmac
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import structlog
+from limits import parse, parse_many
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from textbridge.accounts.service import Principal
+from textbridge.accounts.service import Principal, accounts
 from textbridge.channels import Channels
 from textbridge.db import Database
 from textbridge.errors import NotFound, TooManyRequests, ValidationFailed
@@ -35,6 +40,8 @@ from textbridge.messages.writer import AcceptanceWriter
 from textbridge.models import Verification, VerificationStatus
 from textbridge.settings import Settings
 from textbridge.verify.repository import VerificationRepository
+
+log = structlog.get_logger(__name__)
 
 # Number types an SMS code can reach; premium-rate, shared-cost, toll-free and the like cost
 # the sender money (SMS pumping) or never reach a person.
@@ -52,6 +59,7 @@ class StartVerification:
     sender: str | None = None
     template: str | None = None
     custom_id: str | None = None
+    client_ip: str | None = None  # for the per-IP limit, when the caller knows it
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +76,68 @@ class CheckResult:
     verification: Verification
 
 
+class Guard:
+    """Rate limits and the SMS-pumping guard, in this process's memory (``limits``' moving
+    windows). A deployment of several API processes on one PostgreSQL gets limits per process;
+    shared limits (Redis) wait for a measurement that needs them."""
+
+    def __init__(self) -> None:
+        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+        self._blocked_prefixes: dict[str, float] = {}
+
+    def forget(self) -> None:
+        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+        self._blocked_prefixes.clear()
+
+    def admit(
+        self, caller: Principal, phone: str, client_ip: str | None, settings: Settings
+    ) -> None:
+        """Count one start, or refuse it with a 429 saying when to try again."""
+        prefix = phone[:-4]
+        blocked_until = self._blocked_prefixes.get(prefix, 0.0)
+        if blocked_until > time.time():
+            raise TooManyRequests(
+                "too many codes were sent to numbers like this one; try again later",
+                retry_after=blocked_until - time.time(),
+                field="phone",
+            )
+        checks = [
+            (settings.verify_limit_per_phone, ("phone", caller.account_id, phone), "phone"),
+            (settings.verify_limit_per_key, ("key", caller.key_id), None),
+        ]
+        if client_ip:
+            checks.append((settings.verify_limit_per_ip, ("ip", client_ip), None))
+        for spec, key, field in checks:
+            for item in parse_many(spec):
+                if not self._limiter.test(item, *key):
+                    reset = self._limiter.get_window_stats(item, *key).reset_time
+                    raise TooManyRequests(
+                        f"verification limit {item} reached for this {key[0]}",
+                        retry_after=reset - time.time(),
+                        field=field,
+                    )
+        burst = parse(f"{settings.verify_prefix_burst}/10 minutes")
+        if not self._limiter.hit(burst, "prefix", prefix):
+            self._blocked_prefixes[prefix] = time.time() + settings.verify_prefix_block_seconds
+            log.warning("number prefix blocked for a burst of verifications", prefix=prefix)
+            raise TooManyRequests(
+                "too many codes were sent to numbers like this one; try again later",
+                retry_after=settings.verify_prefix_block_seconds,
+                field="phone",
+            )
+        for spec, key, _ in checks:
+            for item in parse_many(spec):
+                self._limiter.hit(item, *key)
+
+
 class VerificationService:
+    def __init__(self) -> None:
+        self.guard = Guard()
+
+    def forget(self) -> None:
+        """Drop in-memory state (a new runtime starts cold)."""
+        self.guard.forget()
+
     async def start(
         self,
         caller: Principal,
@@ -81,6 +150,11 @@ class VerificationService:
     ) -> Started:
         """Send a code to a phone, or the same code again while one is pending."""
         phone = _sms_phone(request.phone)
+        allowed = await self._allowed_countries(db, caller)
+        if allowed and parse_phone(phone).region not in allowed:
+            raise ValidationFailed(
+                f"this account sends codes only to {', '.join(sorted(allowed))}", field="phone"
+            )
         if not 4 <= request.code_length <= 10:
             raise ValidationFailed("code_length must be between 4 and 10", field="code_length")
         lifetime = request.lifetime_seconds or settings.verify_default_lifetime_seconds
@@ -109,6 +183,7 @@ class VerificationService:
             _check_resend(current, now, settings)
             verification = current
         else:
+            self.guard.admit(caller, phone, request.client_ip, settings)
             verification_id = new_id()
             nonce = secrets.token_hex(16)
             code = one_time_code(secret, nonce, request.code_length)
@@ -210,6 +285,13 @@ class VerificationService:
             )
             verification.status = VerificationStatus.MAX_ATTEMPTS_REACHED
         return CheckResult(False, verification)
+
+    @staticmethod
+    async def _allowed_countries(db: Database, caller: Principal) -> set[str]:
+        """The account's ``verify_countries`` setting (ISO codes); empty allows every one."""
+        async with db.transaction() as session:
+            account = await accounts.get(session, caller.account_id)
+        return {str(code).upper() for code in account.settings.get("verify_countries") or []}
 
     @staticmethod
     def code_of(verification: Verification, settings: Settings) -> str:

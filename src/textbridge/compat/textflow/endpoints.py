@@ -175,7 +175,9 @@ def _ms(moment: datetime) -> int:
 
 
 @router.post("/send-code", summary="TextFlow: send a verification code")
-async def send_code(body: SendCode, caller: CodeCallerDep, runtime: RuntimeDep) -> Response:
+async def send_code(
+    body: SendCode, request: Request, caller: CodeCallerDep, runtime: RuntimeDep
+) -> Response:
     """``data`` carries the code, the expiry (ms) and the SMS text, as documented."""
     if body.seconds > runtime.settings.verify_max_lifetime_seconds:
         return _answer(400, "Code can not be stored more then one day.")
@@ -190,7 +192,10 @@ async def send_code(body: SendCode, caller: CodeCallerDep, runtime: RuntimeDep) 
         started = await verifications.start(
             caller,
             StartVerification(
-                phone=body.phone_number, service=service, lifetime_seconds=max(1, body.seconds)
+                phone=body.phone_number,
+                service=service,
+                lifetime_seconds=max(1, body.seconds),
+                client_ip=request.client.host if request.client else None,
             ),
             db=runtime.db,
             settings=runtime.settings,

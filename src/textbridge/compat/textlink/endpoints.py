@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import orjson
-from fastapi import Response
+from fastapi import Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from textbridge.api.deps import CallerDep, RuntimeDep, SessionDep
@@ -115,7 +115,9 @@ class VerifyCode(BaseModel):
 
 
 @router.post("/send-code", summary="TextLink: send a verification code")
-async def send_code(body: SendCode, caller: CallerDep, runtime: RuntimeDep) -> Response:
+async def send_code(
+    body: SendCode, request: Request, caller: CallerDep, runtime: RuntimeDep
+) -> Response:
     """``{ok: true, code}`` as documented; ``{ok: false, message}`` when it cannot be sent."""
     lifetime = None
     if body.expiration_time is not None:
@@ -127,6 +129,7 @@ async def send_code(body: SendCode, caller: CallerDep, runtime: RuntimeDep) -> R
             service=body.service_name or "",
             lifetime_seconds=lifetime,
             custom_id=body.custom_id,
+            client_ip=request.client.host if request.client else None,
         ),
         db=runtime.db,
         settings=runtime.settings,
