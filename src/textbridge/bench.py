@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -31,15 +32,17 @@ import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from textbridge.db import Database
-from textbridge.models import Message
+from textbridge.kit.ids import new_id
+from textbridge.models import Account, Message, Verification
 
 ADMIN_KEY = "tb_bench_admin_key_0123456789abcdef"
 POSTGRES_ADMIN_URL = os.environ.get(
@@ -126,9 +129,18 @@ class Server:
             self.process.wait()
 
 
-def run_wrk(url: str, *, recipients: int, seconds: int, connections: int, offset: int) -> WrkResult:
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(_LUA % {"recipients": recipients, "key": ADMIN_KEY, "offset": offset})
+def run_wrk(
+    url: str,
+    *,
+    recipients: int,
+    seconds: int,
+    connections: int,
+    offset: int,
+    script: str | None = None,
+) -> WrkResult:
+    lua = script or _LUA % {"recipients": recipients, "key": ADMIN_KEY, "offset": offset}
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script_file:
+        script_file.write(lua)
     try:
         output = subprocess.run(
             [
@@ -138,7 +150,7 @@ def run_wrk(url: str, *, recipients: int, seconds: int, connections: int, offset
                 f"-d{seconds}s",
                 "--latency",
                 "-s",
-                script.name,
+                script_file.name,
                 url,
             ],
             capture_output=True,
@@ -147,7 +159,7 @@ def run_wrk(url: str, *, recipients: int, seconds: int, connections: int, offset
             timeout=seconds + 60,
         ).stdout
     finally:
-        os.unlink(script.name)
+        os.unlink(script_file.name)
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
     requests = int(re.search(r"(\d+) requests in", output).group(1))  # type: ignore[union-attr]
     errors = 0
@@ -166,6 +178,73 @@ def _percentile(output: str, label: str) -> float:
         return float("nan")
     value, unit = float(match.group(1)), match.group(2)
     return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+
+_VERIFY_LUA = """
+ids = {}
+for line in io.lines("%(ids)s") do ids[#ids + 1] = line end
+n = 0
+request = function()
+  n = n + 1
+  local body = '{"verification_id":"' .. ids[(n %% #ids) + 1] .. '","code":"000000"}'
+  return wrk.format("POST", "/v1/verifications/check", {
+    ["Authorization"] = "Bearer %(key)s",
+    ["Content-Type"] = "application/json",
+  }, body)
+end
+"""
+
+
+def verify_checks(url: str, database_url: str, *, seconds: int) -> WrkResult:
+    """Checks per second of ``/v1/verifications/check`` on 20,000 pending verifications, each
+    check a wrong code that is counted (the atomic attempt update, then the HMAC compare)."""
+    ids = asyncio.run(_pending_verifications(database_url, 20_000))
+    with tempfile.NamedTemporaryFile("w", suffix=".ids", delete=False) as listing:
+        listing.write("\n".join(ids))
+    try:
+        return run_wrk(
+            url,
+            recipients=0,
+            seconds=seconds,
+            connections=32,
+            offset=0,
+            script=_VERIFY_LUA % {"ids": listing.name, "key": ADMIN_KEY},
+        )
+    finally:
+        os.unlink(listing.name)
+
+
+async def _pending_verifications(database_url: str, count: int) -> list[str]:
+    """Verification rows written directly (sending 20,000 codes would measure sending)."""
+    db = Database(database_url)
+    now = datetime.now(UTC)
+    try:
+        async with db.transaction() as session:
+            admin = (
+                await session.execute(select(Account.id).where(Account.is_admin.is_(True)))
+            ).scalar_one()
+            rows = [
+                {
+                    "id": new_id(),
+                    "account_id": admin,
+                    "phone": f"+1415{5000000 + i:07d}",
+                    "service": "",
+                    "code_length": 6,
+                    "nonce": secrets.token_hex(16),
+                    "code_hmac": secrets.token_hex(32),
+                    "status": "pending",
+                    "attempts": 0,
+                    "sends": 1,
+                    "last_sent_at": now,
+                    "expires_at": now + timedelta(hours=1),
+                    "created_at": now,
+                }
+                for i in range(count)
+            ]
+            await session.execute(insert(Verification), rows)
+    finally:
+        await db.dispose()
+    return [str(row["id"]) for row in rows]
 
 
 def bulk_job(url: str, *, recipients: int) -> float:
@@ -281,6 +360,7 @@ def bench_backend(backend: str, *, seconds: int, e2e_total: int) -> dict[str, An
                 server.url, recipients=100, seconds=seconds, connections=8, offset=20_000_000
             )
             results["bulk"] = bulk_job(server.url, recipients=100_000)
+            results["verify"] = verify_checks(server.url, database_url, seconds=seconds)
         finally:
             server.stop()
     with _database(backend, "e2e") as (work, database_url):
@@ -311,8 +391,8 @@ def _database(backend: str, purpose: str) -> Iterator[tuple[Path, str]]:
 def report(all_results: dict[str, dict[str, Any]]) -> str:
     lines = [
         "| database | 1 recipient/request | 100 recipients/request | 100,000-recipient bulk job "
-        "| end to end (simulator) |",
-        "|---|---|---|---|---|",
+        "| verify checks | end to end (simulator) |",
+        "|---|---|---|---|---|---|",
     ]
     for backend, r in all_results.items():
         single, hundred, e2e = r["single"], r["hundred"], r["e2e"]
@@ -324,6 +404,8 @@ def report(all_results: dict[str, dict[str, Any]]) -> str:
             f"({hundred.requests_per_second:,.0f} req/s, p50 {hundred.p50_ms:.1f} ms, "
             f"p99 {hundred.p99_ms:.1f} ms; {hundred.errors} errors) "
             f"| accepted in {r['bulk']:.1f} s "
+            f"| {r['verify'].requests_per_second:,.0f} checks/s (p50 {r['verify'].p50_ms:.1f} ms, "
+            f"p99 {r['verify'].p99_ms:.1f} ms; {r['verify'].errors} errors) "
             f"| {e2e['per_second']:,.0f} msg/s ({e2e['delivered']:,}/{e2e['messages']:,} "
             f"delivered; p50 {e2e['p50_ms']:.0f} ms, p99 {e2e['p99_ms']:.0f} ms) |"
         )

@@ -8,9 +8,12 @@ from collections.abc import Callable
 
 import httpx
 import pytest
+from sqlalchemy import update
 
 from tests.conftest import ADMIN_KEY
 from tests.e2e.server import ServerProcess
+from textbridge.db import Database
+from textbridge.models import Account
 
 
 async def test_textflow_send_code_and_verify_code(client: httpx.AsyncClient) -> None:
@@ -123,6 +126,19 @@ async def test_textflow_verify_code_refusals(client: httpx.AsyncClient) -> None:
         assert bad_key.json()["message"] == "Invalid API key or user id."
 
 
+async def test_textflow_echoes_valid_code_when_the_account_asks(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    async with db.transaction() as session:
+        await session.execute(update(Account).values(settings={"echo_valid_code": True}))
+    sent = await client.post("/textflow/api/send-code", json={"phone_number": "+381690156360"})
+    code = sent.json()["data"]["verification_code"]
+    valid = await client.post(
+        "/textflow/api/verify-code", json={"phone_number": "+381690156360", "code": code}
+    )
+    assert valid.json()["valid_code"] == code
+
+
 async def test_textflow_expired_code(client: httpx.AsyncClient) -> None:
     sent = await client.post(
         "/textflow/api/send-code", json={"phone_number": "+381690156360", "seconds": 1}
@@ -187,3 +203,7 @@ def test_the_published_clients_verify_phones(
     checked = tf.verifyCode("+381690156360", started.data.verification_code)
     assert (checked.ok, checked.valid) == (True, True)
     assert not hasattr(checked, "valid_code")
+    # The codes went to the clients and the phones, never to the log.
+    log = server.log.read_text()
+    assert sent.code not in log
+    assert started.data.verification_code not in log
