@@ -64,7 +64,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestGuard, max_body_bytes=settings.max_body_bytes)
     app.state.error_renderers = []
     errors.install(app)
-    compat.mount(app, settings)
     for router in (
         messages_router,
         bulk_router,
@@ -75,6 +74,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         health_router,
     ):
         app.include_router(router)
+    # After the native routes: routes are matched in order. Mounted first, the dialects' ~45
+    # routes were tried before POST /v1/messages on every request: 1,332-1,408 req/s against
+    # 1,868-2,170 with this order (wrk, SQLite, API role, docs/benchmarks.md).
+    compat.mount(app, settings)
     return app
 
 
