@@ -42,7 +42,6 @@ def native_error(error: TextbridgeError) -> Response:
         orjson.dumps({"error": error.as_dict()}),
         status_code=error.status_code,
         media_type="application/json",
-        headers=error.headers,
     )
 
 
@@ -56,8 +55,11 @@ def _renderer(request: Request) -> ErrorRenderer:
 
 
 def render(request: Request, error: TextbridgeError) -> Response:
-    """An error in the shape the caller's API speaks (native, or a dialect's)."""
-    return _renderer(request)(error)
+    """An error in the shape the caller's API speaks (native, or a dialect's), with the
+    headers the error carries (``Retry-After``) whatever the shape."""
+    response = _renderer(request)(error)
+    response.headers.update(error.headers)
+    return response
 
 
 def from_validation(exc: RequestValidationError) -> ValidationFailed:
@@ -130,20 +132,20 @@ def _wrong_branch(error: dict[str, Any]) -> bool:
 def install(app: FastAPI) -> None:
     @app.exception_handler(TextbridgeError)
     async def _expected(request: Request, exc: TextbridgeError) -> Response:
-        return _renderer(request)(exc)
+        return render(request, exc)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:
-        return _renderer(request)(from_validation(exc))
+        return render(request, from_validation(exc))
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> Response:
         error = TextbridgeError(str(exc.detail))
         error.status_code = exc.status_code  # type: ignore[misc]
         error.code = _HTTP_CODES.get(exc.status_code, "http_error")  # type: ignore[misc]
-        return _renderer(request)(error)
+        return render(request, error)
 
     @app.exception_handler(Exception)
     async def _bug(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error", path=request.url.path, method=request.method)
-        return _renderer(request)(InternalError("internal error"))
+        return render(request, InternalError("internal error"))

@@ -55,12 +55,6 @@ def _success(data: Any) -> Response:
 
 
 def render_error(error: TextbridgeError) -> Response:
-    response = _render_error(error)
-    response.headers.update(error.headers)
-    return response
-
-
-def _render_error(error: TextbridgeError) -> Response:
     message = error.message
     if error.field in _FIELDS and message.startswith(error.field):
         message = _FIELDS[error.field] + message.removeprefix(error.field)

@@ -60,12 +60,6 @@ def _answer(
 
 
 def render_error(error: TextbridgeError) -> Response:
-    response = _render_error(error)
-    response.headers.update(error.headers)
-    return response
-
-
-def _render_error(error: TextbridgeError) -> Response:
     if isinstance(error, CodeAuthError):
         return _answer(401, "Invalid API key or user id.")
     if isinstance(error, Unauthorized):

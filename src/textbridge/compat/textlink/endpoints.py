@@ -49,12 +49,6 @@ def _answer(body: dict[str, Any], status: int = 200) -> Response:
 
 
 def render_error(error: TextbridgeError) -> Response:
-    response = _render_error(error)
-    response.headers.update(error.headers)
-    return response
-
-
-def _render_error(error: TextbridgeError) -> Response:
     message = error.message
     if error.field in _FIELDS and message.startswith(error.field):
         message = _FIELDS[error.field] + message.removeprefix(error.field)
