@@ -10,10 +10,8 @@ from typing import Any
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 
-from tests.conftest import ADMIN_KEY, BASE_URL, make_settings
-from textbridge.api.app import create_app
+from tests.conftest import ADMIN_KEY, BASE_URL, client_of, make_settings
 from textbridge.db import Database
 
 OK = {"to": "+14155550100", "text": "hello"}
@@ -154,16 +152,7 @@ async def test_a_body_over_the_default_limit_is_413(client: httpx.AsyncClient) -
 @pytest.fixture
 async def small_client(database_url: str, tmp_path: Path, db: Database) -> AsyncIterator[Any]:
     """An admin client of an app that takes bodies up to 1 KiB."""
-    settings = make_settings(database_url, tmp_path, max_body_bytes=1024)
-    application = create_app(settings)
-    async with (
-        LifespanManager(application, startup_timeout=30, shutdown_timeout=30),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=application),
-            base_url=BASE_URL,
-            headers={"Authorization": f"Bearer {ADMIN_KEY}"},
-        ) as http,
-    ):
+    async with client_of(make_settings(database_url, tmp_path), max_body_bytes=1024) as http:
         yield http
 
 

@@ -11,6 +11,16 @@ from tests.conftest import client_of, wait_for
 from textbridge.db import Database
 from textbridge.settings import Settings
 
+# The seed's voice example (its curl writes "language=en-gb" inside the JSON; fields here).
+VOICE = {
+    "recipient": "31612345678",
+    "sender_id": "YourName",
+    "type": "voice",
+    "language": "en-gb",
+    "gender": "female",
+    "message": "This is a test message",
+}
+
 
 @pytest.mark.parametrize("prefix", ["/textboost/api", "/api"])
 async def test_send_plain_as_documented(client: httpx.AsyncClient, prefix: str) -> None:
@@ -66,14 +76,7 @@ async def test_several_recipients_and_a_schedule(client: httpx.AsyncClient) -> N
 async def test_voice_and_mms_keep_their_fields(client: httpx.AsyncClient) -> None:
     voice = await client.post(
         "/api/http/sms/send",
-        json={
-            "recipient": "31612345678",
-            "sender_id": "YourName",
-            "type": "voice",
-            "language": "en-gb",
-            "gender": "female",
-            "message": "This is a test message",
-        },
+        json=VOICE,
     )
     assert voice.status_code == 200, voice.text
     assert (voice.json()["data"]["type"], voice.json()["data"]["language"]) == ("voice", "en-gb")
@@ -203,14 +206,7 @@ async def test_voice_without_a_voice_channel_is_refused_not_downgraded(
     async with client_of(settings, simulator_enabled=False) as http:
         answer = await http.post(
             "/api/http/sms/send",
-            json={
-                "recipient": "31612345678",
-                "sender_id": "YourName",
-                "type": "voice",
-                "language": "en-gb",
-                "gender": "female",
-                "message": "This is a test message",
-            },
+            json=VOICE,
         )
         assert answer.status_code == 400
         assert answer.json() == {

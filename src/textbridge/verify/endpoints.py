@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import Request
 
-from textbridge.api.deps import CallerDep, RuntimeDep, SessionDep
+from textbridge.api.deps import CallerDep, RuntimeDep, SessionDep, client_ip
 from textbridge.api.routing import make_router
 from textbridge.verify.schemas import (
     CheckOut,
@@ -31,7 +31,7 @@ async def start_verification(
             lifetime_seconds=body.lifetime_seconds,
             sender=body.sender,
             template=body.template,
-            client_ip=request.client.host if request.client else None,
+            client_ip=client_ip(request),
         ),
         db=runtime.db,
         settings=runtime.settings,

@@ -14,7 +14,7 @@ from fastapi import Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from textbridge.accounts.service import Principal, accounts
-from textbridge.api.deps import CallerDep, RuntimeDep, SessionDep, get_caller
+from textbridge.api.deps import CallerDep, RuntimeDep, SessionDep, client_ip, get_caller
 from textbridge.api.routing import make_router
 from textbridge.errors import NotFound, TextbridgeError, Unauthorized, ValidationFailed
 from textbridge.kit.money import from_micros
@@ -189,7 +189,7 @@ async def send_code(
                 phone=body.phone_number,
                 service=service,
                 lifetime_seconds=max(1, body.seconds),
-                client_ip=request.client.host if request.client else None,
+                client_ip=client_ip(request),
             ),
             db=runtime.db,
             settings=runtime.settings,

@@ -16,7 +16,7 @@ import orjson
 from fastapi import Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
-from textbridge.api.deps import CallerDep, RuntimeDep, SessionDep
+from textbridge.api.deps import CallerDep, RuntimeDep, SessionDep, client_ip
 from textbridge.api.routing import make_router
 from textbridge.errors import (
     InsufficientBalance,
@@ -123,7 +123,7 @@ async def send_code(
             service=body.service_name or "",
             lifetime_seconds=lifetime,
             custom_id=body.custom_id,
-            client_ip=request.client.host if request.client else None,
+            client_ip=client_ip(request),
         ),
         db=runtime.db,
         settings=runtime.settings,
