@@ -65,6 +65,10 @@ class Settings(BaseSettings):
     max_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=1)
     max_schedule_days: int = Field(default=365, ge=1)
 
+    # Contacts: a CSV import is the one request allowed a larger body.
+    max_import_rows: int = Field(default=100_000, ge=1)
+    max_import_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+
     # Phone verification (reference/otp-security.md).
     verify_max_checks: int = Field(default=5, ge=1)
     verify_max_sends: int = Field(default=5, ge=1)

@@ -65,7 +65,7 @@ BAD_SEND_BODIES: list[tuple[str, dict[str, Any], str | None, str]] = [
     ("JSON nested too deep", {"content": b"[" * 100_000 + b"]" * 100_000}, None, ""),
     ("a JSON array", {"json": [OK]}, None, "JSON object"),
     ("a JSON string", {"json": "hello"}, None, "JSON object"),
-    ("to missing", {"json": {"text": "hi"}}, "to", "required"),
+    ("to missing", {"json": {"text": "hi"}}, "to", "at least one recipient"),
     ("text missing", {"json": {"to": "+14155550100"}}, "text", "required"),
     ("to not a string", body(to=14155550100), "to", ""),
     ("text not a string", body(text=7), "text", ""),

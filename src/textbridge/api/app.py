@@ -16,7 +16,10 @@ from textbridge.api import errors
 from textbridge.api.guard import RequestGuard
 from textbridge.billing.endpoints import router as billing_router
 from textbridge.bootstrap import bootstrap, migrate
+from textbridge.contacts.endpoints import router as contacts_router
+from textbridge.events.endpoints import router as events_router
 from textbridge.health.endpoints import router as health_router
+from textbridge.inbox.endpoints import router as inbox_router
 from textbridge.messages.endpoints import bulk_router
 from textbridge.messages.endpoints import router as messages_router
 from textbridge.runtime import Runtime
@@ -61,13 +64,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     # Our own body limit rather than FastAPI's ``max_body_size``, whose 413 is plain text.
-    app.add_middleware(RequestGuard, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        RequestGuard,
+        max_body_bytes=settings.max_body_bytes,
+        max_upload_bytes=settings.max_import_bytes,
+    )
     app.state.error_renderers = []
     errors.install(app)
     for router in (
         messages_router,
         bulk_router,
         verify_router,
+        contacts_router,
+        inbox_router,
+        events_router,
         accounts_router,
         billing_router,
         simulator_router,

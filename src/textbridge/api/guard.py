@@ -18,19 +18,20 @@ from textbridge.errors import PayloadTooLarge, TextbridgeError, ValidationFailed
 class RequestGuard:
     """Pure ASGI middleware (it must see the body as it streams in, before the route reads it)."""
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_body_bytes: int, max_upload_bytes: int) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.max_upload_bytes = max(max_upload_bytes, max_body_bytes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        error = _url_error(scope) or self._declared_size_error(scope)
+        limit = self._limit(scope)
+        error = _url_error(scope) or _declared_size_error(scope, limit)
         if error is not None:
             await render(Request(scope, receive), error)(scope, receive, send)
             return
-        limit = self.max_body_bytes
         received = 0
 
         async def receive_within_limit() -> Message:
@@ -45,11 +46,20 @@ class RequestGuard:
 
         await self.app(scope, receive_within_limit, send)
 
-    def _declared_size_error(self, scope: Scope) -> TextbridgeError | None:
-        declared = Headers(scope=scope).get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
-            return _too_large(self.max_body_bytes)
-        return None
+    def _limit(self, scope: Scope) -> int:
+        """Uploads (a CSV of contacts) may be larger than any JSON request."""
+        path: str = scope.get("path", "")
+        return self.max_upload_bytes if path.endswith(UPLOAD_PATHS) else self.max_body_bytes
+
+
+UPLOAD_PATHS = ("/v1/contacts/import",)
+
+
+def _declared_size_error(scope: Scope, limit: int) -> TextbridgeError | None:
+    declared = Headers(scope=scope).get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        return _too_large(limit)
+    return None
 
 
 def _too_large(limit: int) -> PayloadTooLarge:

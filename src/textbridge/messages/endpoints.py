@@ -54,6 +54,9 @@ async def send_messages(
     nothing; the same key with another body is refused."""
     command = SendCommand(
         recipients=[body.to] if isinstance(body.to, str) else body.to,
+        contacts=body.contacts,
+        groups=body.groups,
+        personalize=True,
         text=body.text,
         sender=body.sender,
         type=body.type,
@@ -172,6 +175,9 @@ async def create_bulk_job(
         caller,
         SendCommand(
             recipients=body.to,
+            contacts=body.contacts,
+            groups=body.groups,
+            personalize=True,
             text=body.text,
             sender=body.sender,
             schedule_at=body.schedule_at,

@@ -12,6 +12,7 @@ from textbridge.models import Direction, Message, MessageStatus, MessageType
 
 Text = Annotated[str, StringConstraints(max_length=100_000)]
 Number = Annotated[str, StringConstraints(max_length=64)]
+Ids = Annotated[list[Annotated[str, StringConstraints(max_length=26)]], Field(max_length=1000)]
 
 
 class SendMessage(BaseModel):
@@ -19,10 +20,20 @@ class SendMessage(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    to: Number | Annotated[list[Number], Field(min_length=1)] = Field(
-        description="E.164 number, or a list of them", examples=["+14155550100"]
+    to: Number | list[Number] = Field(
+        default_factory=list,
+        description="E.164 number, or a list of them",
+        examples=["+14155550100"],
     )
-    text: Text = Field(description="The message body; its length decides the segments")
+    contacts: Ids = Field(default_factory=list, description="Contact ids to send to")
+    groups: Ids = Field(
+        default_factory=list, description="Group ids: every contact in them, each once"
+    )
+    text: Text = Field(
+        description="The message body; its length decides the segments. A template: "
+        "{first_name}, {last_name}, {phone}, {tag} or any custom field of the recipient's "
+        "contact, {name|fallback} for a recipient without one, {{ and }} for braces"
+    )
     sender: Annotated[str, StringConstraints(max_length=32)] | None = Field(
         default=None, description="Phone number or alphanumeric sender id (up to 11 characters)"
     )
@@ -175,8 +186,10 @@ class CreateBulkJob(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    to: Annotated[list[Number], Field(min_length=1)]
-    text: Text
+    to: list[Number] = Field(default_factory=list)
+    contacts: Ids = Field(default_factory=list)
+    groups: Ids = Field(default_factory=list)
+    text: Text = Field(description="A template, as for POST /v1/messages")
     sender: Annotated[str, StringConstraints(max_length=32)] | None = None
     schedule_at: datetime | None = None
     ttl_seconds: int | None = Field(default=None, ge=1)

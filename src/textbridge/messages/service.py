@@ -16,16 +16,20 @@ from typing import Any
 import regex
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from textbridge.accounts.service import Principal
+from textbridge.accounts.service import Principal, accounts
 from textbridge.billing.service import Refund, billing
 from textbridge.channels import Channels, InboundSms, Outcome, SendResult, StatusReport
+from textbridge.contacts.service import contacts, template_values
+from textbridge.db import Database
 from textbridge.db.engine import after_commit
 from textbridge.errors import Conflict, NotFound, ValidationFailed
 from textbridge.idempotency.service import StoredAnswer
+from textbridge.inbox.repository import ConversationRepository
 from textbridge.kit.clock import as_utc, utcnow
 from textbridge.kit.encoding import segment
 from textbridge.kit.ids import new_id
-from textbridge.kit.phone import InvalidPhoneNumber, parse_phone
+from textbridge.kit.phone import InvalidPhoneNumber, Phone, parse_phone
+from textbridge.kit.template import has_placeholders, parse
 from textbridge.messages.repository import Finished, MessageFilter, MessageRepository
 from textbridge.messages.writer import Acceptance, AcceptanceWriter, IdempotencyClaim
 from textbridge.metrics import MESSAGE_TRANSITIONS, MESSAGES_RECEIVED
@@ -99,6 +103,11 @@ class SendCommand:
     # A bulk job: up to MAX_BULK_RECIPIENTS, queued behind ordinary traffic, followed in
     # /v1/bulk-jobs. The name says which API started it.
     bulk_source: str | None = None
+    # Contacts and groups to send to, besides (or instead of) ``recipients``.
+    contacts: Sequence[str] = ()
+    groups: Sequence[str] = ()
+    # Fill ``{placeholders}`` in the text from each recipient's contact (kit/template.py).
+    personalize: bool = False
     # A one-time code in the text: ``{code}`` stands for it and is filled in only when the
     # message is handed to its channel (from this nonce and the server secret), so the code is
     # stored nowhere. (nonce, number of digits).
@@ -109,8 +118,12 @@ class SendCommand:
 class Accepted:
     batch_id: str
     messages: list[dict[str, Any]]  # the stored rows
-    total_price_micros: int
     scheduled: bool
+
+    @property
+    def total_price_micros(self) -> int:
+        """What was charged: nothing for recipients who opted out."""
+        return sum(row["price_micros"] for row in self.messages)
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,9 +181,9 @@ class MessageService:
         that one's (and nothing is written)."""
         now = utcnow()
         bulk = command.bulk_source is not None
-        phones = _parse_recipients(
-            command.recipients, settings.max_bulk_recipients if bulk else settings.max_recipients
-        )
+        limit = settings.max_bulk_recipients if bulk else settings.max_recipients
+        by_contact = bool(command.groups or command.contacts)
+        phones = _parse_recipients(command.recipients, limit, allow_empty=by_contact)
         # An MMS may be its picture alone.
         text = _check_text(
             command.text, settings.max_text_length, allow_empty=command.type is MessageType.MMS
@@ -193,20 +206,25 @@ class MessageService:
         scheduled = due_at > now
         expires_at = due_at + timedelta(seconds=ttl)
         extra = command.extra
+        texts: list[str] | None = None  # one per recipient, when the text is a template
+        if by_contact or (command.personalize and has_placeholders(text)):
+            phones, texts = await _address(writer.db, caller, command, phones, limit, settings)
         if command.one_time_code is not None:
             nonce, digits = command.one_time_code
             extra = {**(extra or {}), "one_time_code": {"nonce": nonce, "digits": digits}}
             segmentation = segment(text.replace("{code}", "0" * digits))
         else:
             segmentation = segment(text)
+        segmentations = {text: segmentation}
         prices = await billing.price_table(writer.db)
         batch_id = new_id()
         status = MessageStatus.ACCEPTED if scheduled else MessageStatus.QUEUED
         rows: list[dict[str, Any]] = []
-        total = 0
-        for phone in phones:
-            price = segmentation.segments * billing.unit_price(prices, phone.region)
-            total += price
+        for index, phone in enumerate(phones):
+            body = text if texts is None else texts[index]
+            parts = segmentations.get(body)
+            if parts is None:
+                parts = segmentations[body] = segment(body)
             rows.append(
                 {
                     "id": new_id(),
@@ -216,12 +234,12 @@ class MessageService:
                     "phone": phone.e164,
                     "sender": sender,
                     "type": command.type,
-                    "text": text,
-                    "encoding": segmentation.encoding,
-                    "segments": segmentation.segments,
+                    "text": body,
+                    "encoding": parts.encoding,
+                    "segments": parts.segments,
                     "region": phone.region,
                     "country": phone.country,
-                    "price_micros": price,
+                    "price_micros": parts.segments * billing.unit_price(prices, phone.region),
                     "status": status,
                     "priority": Priority.BULK if bulk else command.priority,
                     "custom_id": command.custom_id,
@@ -234,7 +252,7 @@ class MessageService:
                     "queued_at": None if scheduled else now,
                 }
             )
-        accepted = Accepted(batch_id, rows, total, scheduled)
+        accepted = Accepted(batch_id, rows, scheduled)
         claim = None
         if idempotent is not None:
             render = idempotent.render
@@ -246,7 +264,6 @@ class MessageService:
                 account_id=caller.account_id,
                 batch_id=batch_id,
                 rows=rows,
-                total=total,
                 description=f"{len(rows)} message(s)",
                 idempotency=claim,
                 wakes_dispatcher=not scheduled,
@@ -303,6 +320,9 @@ class MessageService:
             "received_at": sms.received_at,
         }
         await MessageRepository(session).insert_many([row])
+        await ConversationRepository(session).record_inbound(row)
+        account = await accounts.get(session, sms.account_id)
+        await contacts.apply_keyword(session, account, phone.e164, text, sms.received_at)
         after_commit(session, MESSAGES_RECEIVED.inc)
         return row
 
@@ -506,8 +526,68 @@ def _backoff(attempt: int, hint: float | None, settings: Settings) -> float:
     return max(hint or 0.0, random.uniform(ceiling / 2, ceiling))
 
 
-def _parse_recipients(recipients: Sequence[str], limit: int) -> list[Any]:
+async def _address(
+    db: Database,
+    caller: Principal,
+    command: SendCommand,
+    phones: list[Phone],
+    limit: int,
+    settings: Settings,
+) -> tuple[list[Phone], list[str] | None]:
+    """Every recipient of a message to numbers, contacts and groups (each phone once, in that
+    order), and, when the text is a template, each one's text."""
+    template = parse(command.text) if command.personalize else None
+    if template is not None and not template.placeholders:
+        template = None
+    async with db.transaction() as session:
+        named = await contacts.recipients(
+            session, caller.account_id, contact_ids=command.contacts, group_ids=command.groups
+        )
+        known = {contact.phone: contact for contact in named}
+        if template is not None:
+            bare = [phone.e164 for phone in phones if phone.e164 not in known]
+            known.update(await contacts.by_phones(session, caller.account_id, bare))
+    recipients = phones
+    if named:
+        everyone = {phone.e164: phone for phone in phones}
+        for contact in named:
+            if contact.phone not in everyone:
+                everyone[contact.phone] = parse_phone(contact.phone)
+        recipients = list(everyone.values())
     if not recipients:
+        raise ValidationFailed("the groups have no contacts: no one to send to", field="groups")
+    if len(recipients) > limit:
+        raise ValidationFailed(
+            f"{len(recipients)} recipients; at most {limit} per request"
+            + ("" if command.bulk_source else " (a bulk job takes more)"),
+            field="to",
+        )
+    if template is None:
+        return recipients, None
+    values = [template_values(known.get(phone.e164), phone.e164) for phone in recipients]
+    missing = template.unfillable(values)
+    if missing:
+        raise ValidationFailed(
+            "no recipient has a value for "
+            + ", ".join(f"{{{name}}}" for name in missing)
+            + f"; give a fallback, as in {{{missing[0]}|friend}}, or check the spelling",
+            field="text",
+        )
+    texts = [template.render(value) for value in values]
+    for phone, body in zip(recipients, texts, strict=True):
+        if len(body) > settings.max_text_length:
+            raise ValidationFailed(
+                f"text for {phone.e164} is {len(body)} characters once filled in; "
+                f"the limit is {settings.max_text_length}",
+                field="text",
+            )
+    return recipients, texts
+
+
+def _parse_recipients(
+    recipients: Sequence[str], limit: int, *, allow_empty: bool = False
+) -> list[Phone]:
+    if not recipients and not allow_empty:
         raise ValidationFailed("at least one recipient is needed", field="to")
     if len(recipients) > limit:
         raise ValidationFailed(

@@ -17,6 +17,7 @@ request is answered only after the commit that holds its rows.
 from __future__ import annotations
 
 import asyncio
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,11 +26,14 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from textbridge.billing.service import Charge, billing
+from textbridge.contacts.service import contacts
 from textbridge.db import Database
 from textbridge.errors import TextbridgeError
 from textbridge.idempotency.service import StoredAnswer, idempotency
+from textbridge.inbox.repository import ConversationRepository
 from textbridge.messages.repository import MessageRepository
 from textbridge.metrics import MESSAGES_ACCEPTED
+from textbridge.models import MessageStatus
 
 log = structlog.get_logger(__name__)
 
@@ -52,7 +56,6 @@ class Acceptance:
     account_id: str
     batch_id: str
     rows: list[dict[str, Any]]
-    total: int
     description: str
     idempotency: IdempotencyClaim | None = None
     wakes_dispatcher: bool = True
@@ -170,10 +173,16 @@ async def _apply(
             except TextbridgeError as error:
                 outcomes[index] = error
     pending = [i for i, outcome in enumerate(outcomes) if outcome is None]
+    await _refuse_opted_out(session, [batch[i] for i in pending])
     refusals = await billing.charge_many(
         session,
         [
-            Charge(batch[i].account_id, batch[i].total, batch[i].batch_id, batch[i].description)
+            Charge(
+                batch[i].account_id,
+                sum(row["price_micros"] for row in batch[i].rows),
+                batch[i].batch_id,
+                batch[i].description,
+            )
             for i in pending
         ],
     )
@@ -203,10 +212,37 @@ async def _apply(
         repository = MessageRepository(session)
         await repository.insert_many(rows)
         await repository.insert_bulk_jobs(jobs)
+        await ConversationRepository(session).record_outbound(rows)
         if any(isinstance(outcomes[i], _Written) and batch[i].wakes_dispatcher for i in pending):
             await repository.announce_due_work()
     await session.flush()
     return outcomes
+
+
+async def _refuse_opted_out(session: AsyncSession, batch: list[Acceptance]) -> None:
+    """Recipients who opted out (replied STOP) get a message that failed at once, costs
+    nothing and is never sent. Checked here, in the transaction that writes the messages, so a
+    STOP committed before it is never missed."""
+    phones: dict[str, set[str]] = defaultdict(set)
+    for acceptance in batch:
+        phones[acceptance.account_id].update(row["phone"] for row in acceptance.rows)
+    for account_id, numbers in phones.items():
+        blocked = await contacts.opted_out(session, account_id, sorted(numbers))
+        if not blocked:
+            continue
+        for acceptance in batch:
+            if acceptance.account_id != account_id:
+                continue
+            for row in acceptance.rows:
+                if row["phone"] in blocked:
+                    row.update(
+                        status=MessageStatus.FAILED,
+                        price_micros=0,
+                        queued_at=None,
+                        failed_at=row["created_at"],
+                        error_code="opted_out",
+                        error_message="the recipient opted out (replied STOP)",
+                    )
 
 
 def _settle(acceptance: Acceptance, outcome: StoredAnswer | BaseException | None) -> None:

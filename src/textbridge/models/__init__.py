@@ -3,6 +3,9 @@
 from textbridge.models.account import Account
 from textbridge.models.api_key import ApiKey
 from textbridge.models.bulk_job import BulkJob
+from textbridge.models.contact import Contact, ContactGroup, GroupMember
+from textbridge.models.conversation import Conversation
+from textbridge.models.event import Event
 from textbridge.models.idempotency import IdempotencyRecord
 from textbridge.models.ledger import LedgerEntry, LedgerKind
 from textbridge.models.message import Direction, Message, MessageStatus, MessageType
@@ -14,7 +17,12 @@ __all__ = [
     "Account",
     "ApiKey",
     "BulkJob",
+    "Contact",
+    "ContactGroup",
+    "Conversation",
     "Direction",
+    "Event",
+    "GroupMember",
     "IdempotencyRecord",
     "LedgerEntry",
     "LedgerKind",

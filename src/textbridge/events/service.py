@@ -1,0 +1,64 @@
+"""Events: what happened to an account's resources, recorded in the same transaction as the
+change itself (no event without its change, no change without its event). Webhooks are
+delivered from them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from enum import StrEnum
+from typing import Any, cast
+
+from sqlalchemy import Table, insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from textbridge.kit.clock import utcnow
+from textbridge.kit.ids import new_id
+from textbridge.models import Event
+
+_TABLE = cast(Table, Event.__table__)
+
+
+class EventType(StrEnum):
+    CONTACT_TAG_CHANGED = "contact.tag_changed"
+
+
+def event(
+    *, account_id: str, type: EventType, subject_id: str, data: dict[str, Any]
+) -> dict[str, Any]:
+    """An event row, for ``record``."""
+    return {
+        "id": new_id(),
+        "account_id": account_id,
+        "type": type,
+        "subject_id": subject_id,
+        "data": data,
+        "created_at": utcnow(),
+    }
+
+
+async def record(session: AsyncSession, events: Sequence[dict[str, Any]]) -> None:
+    """Write events in the session's transaction: the one that makes the change they tell."""
+    if events:
+        connection = await session.connection()
+        await connection.execute(insert(_TABLE), list(events))
+
+
+async def search(
+    session: AsyncSession,
+    account_id: str,
+    *,
+    type: EventType | None,
+    subject_id: str | None,
+    before: str | None,
+    limit: int,
+) -> Sequence[Event]:
+    """Newest first."""
+    query = select(Event).where(Event.account_id == account_id)
+    if type is not None:
+        query = query.where(Event.type == type)
+    if subject_id is not None:
+        query = query.where(Event.subject_id == subject_id)
+    if before is not None:
+        query = query.where(Event.id < before)
+    result = await session.execute(query.order_by(Event.id.desc()).limit(limit))
+    return result.scalars().all()
