@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from textbridge.accounts.schemas import (
     AccountOut,
+    AccountSettings,
+    AccountSettingsPatch,
     CreateAccount,
     CreatedAccount,
     CreatedKey,
@@ -23,6 +25,24 @@ router = make_router(prefix="/v1", tags=["accounts"])
 async def get_own_account(session: SessionDep, caller: CallerDep) -> AccountOut:
     """The caller's account and its balance."""
     return AccountOut.of(await accounts.get(session, caller.account_id))
+
+
+@router.get("/account/settings", response_model=AccountSettings)
+async def get_settings(session: SessionDep, caller: CallerDep) -> AccountSettings:
+    """The caller's account settings, defaults included."""
+    account = await accounts.get(session, caller.account_id)
+    return AccountSettings.model_validate(account.settings or {})
+
+
+@router.patch("/account/settings", response_model=AccountSettings)
+async def update_settings(
+    body: AccountSettingsPatch, session: SessionDep, caller: CallerDep
+) -> AccountSettings:
+    """Change the settings sent; the others stay."""
+    account = await accounts.update_settings(
+        session, caller, body.model_dump(exclude_unset=True, exclude_none=True)
+    )
+    return AccountSettings.model_validate(account.settings)
 
 
 @router.post("/accounts", status_code=201, response_model=CreatedAccount)

@@ -37,6 +37,47 @@ class AccountOut(BaseModel):
         )
 
 
+DEFAULT_OPT_OUT_KEYWORDS = ("STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT")
+DEFAULT_OPT_IN_KEYWORDS = ("START", "UNSTOP")
+
+Keyword = Annotated[
+    str, StringConstraints(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9]+$", to_upper=True)
+]
+Keywords = Annotated[list[Keyword], Field(max_length=20)]
+Region = Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{2}$", to_upper=True)]
+
+
+class AccountSettings(BaseModel):
+    """How the account behaves: what an inbound reply opts a phone out or back in, where codes
+    may be sent, and whether TextFlow echoes a valid code."""
+
+    opt_out_keywords: Keywords = Field(
+        default=list(DEFAULT_OPT_OUT_KEYWORDS),
+        description="An inbound message that is one of these words (any case) opts its phone out",
+    )
+    opt_in_keywords: Keywords = Field(
+        default=list(DEFAULT_OPT_IN_KEYWORDS), description="... and one of these opts it back in"
+    )
+    verify_countries: Annotated[list[Region], Field(max_length=300)] = Field(
+        default_factory=list,
+        description="Regions (ISO 3166 alpha-2) verification codes may go to; empty: all",
+    )
+    echo_valid_code: bool = Field(
+        default=False, description="TextFlow's verify answer carries the valid code"
+    )
+
+
+class AccountSettingsPatch(BaseModel):
+    """Only the settings sent change."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    opt_out_keywords: Keywords | None = None
+    opt_in_keywords: Keywords | None = None
+    verify_countries: Annotated[list[Region], Field(max_length=300)] | None = None
+    echo_valid_code: bool | None = None
+
+
 class CreateAccount(BaseModel):
     """A sub-account of the caller, funded with ``balance`` taken from the caller's balance."""
 

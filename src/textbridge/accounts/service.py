@@ -5,14 +5,17 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from textbridge.accounts.repository import AccountRepository, ApiKeyRepository
+from textbridge.accounts.schemas import AccountSettings
 from textbridge.billing.service import billing
 from textbridge.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
 from textbridge.kit.clock import utcnow
 from textbridge.kit.ids import new_id
+from textbridge.kit.phone import is_region
 from textbridge.kit.secrets import display_prefix, hash_api_key, new_api_key
 from textbridge.models import Account, ApiKey, LedgerKind
 
@@ -134,6 +137,28 @@ class AccountService:
         account.balance_micros = await billing.transfer(
             session, source_id=caller.account_id, target_id=account.id, amount=amount
         )
+        return account
+
+    async def update_settings(
+        self, session: AsyncSession, caller: Principal, changes: dict[str, Any]
+    ) -> Account:
+        """Merge ``changes`` (already typed by ``AccountSettingsPatch``) into the account's
+        settings."""
+        account = await self.get(session, caller.account_id)
+        merged = AccountSettings.model_validate({**(account.settings or {}), **changes})
+        overlap = set(merged.opt_out_keywords) & set(merged.opt_in_keywords)
+        if overlap:
+            raise ValidationFailed(
+                f"{sorted(overlap)[0]} cannot both opt out and opt in", field="opt_in_keywords"
+            )
+        for index, region in enumerate(merged.verify_countries):
+            if not is_region(region):
+                raise ValidationFailed(
+                    f"{region} is not a region phone numbers belong to",
+                    field=f"verify_countries[{index}]",
+                )
+        account.settings = merged.model_dump()
+        await session.flush()
         return account
 
     async def get(self, session: AsyncSession, account_id: str) -> Account:

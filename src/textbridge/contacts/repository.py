@@ -200,7 +200,7 @@ class ContactRepository:
             .where(GroupMember.group_id.in_(group_ids))
             .group_by(GroupMember.group_id)
         )
-        return {group_id: int(count) for group_id, count in result.tuples()}
+        return {group_id: int(count) for group_id, count in result}
 
     async def groups_of(self, contact_ids: Sequence[str]) -> dict[str, list[str]]:
         """Each contact's group ids."""
@@ -211,7 +211,7 @@ class ContactRepository:
                 .where(GroupMember.contact_id.in_(part))
                 .order_by(GroupMember.group_id)
             )
-            for contact_id, group_id in result.tuples():
+            for contact_id, group_id in result:
                 found[contact_id].append(group_id)
         return found
 

@@ -14,6 +14,7 @@ from typing import Any
 import regex
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from textbridge.accounts.schemas import AccountSettings
 from textbridge.accounts.service import Principal
 from textbridge.contacts.repository import ContactFilter, ContactRepository
 from textbridge.errors import Conflict, NotFound, ValidationFailed
@@ -30,9 +31,6 @@ MAX_FIELD_VALUE = 1000
 MAX_NAME = 100
 MAX_TAG = 64
 FIELD_NAME = regex.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
-
-DEFAULT_OPT_OUT_KEYWORDS = ("STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT")
-DEFAULT_OPT_IN_KEYWORDS = ("START", "UNSTOP")
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +143,10 @@ class ContactService:
             raise NotFound(f"no contact {contact_id}", field="id")
         return contact
 
+    async def find(self, session: AsyncSession, caller: Principal, phone: str) -> Contact | None:
+        """The contact with this phone, if there is one (400 for a number that is not one)."""
+        return await ContactRepository(session).by_phone(caller.account_id, clean_phone(phone))
+
     async def view(self, session: AsyncSession, contact: Contact) -> ContactView:
         groups = await ContactRepository(session).groups_of([contact.id])
         return ContactView(contact, groups[contact.id])
@@ -241,10 +243,9 @@ class ContactService:
         self, session: AsyncSession, caller: Principal, phone: str, tag: str | None
     ) -> Contact:
         """Tag the contact with this phone, creating it if there is none (TextLink's way)."""
-        e164 = clean_phone(phone)
-        contact = await ContactRepository(session).by_phone(caller.account_id, e164)
+        contact = await self.find(session, caller, phone)
         if contact is None:
-            return await self.create(session, caller, {"phone": e164, "tag": tag})
+            return await self.create(session, caller, {"phone": phone, "tag": tag})
         return await self.update(session, caller, contact.id, {"tag": tag})
 
     async def _tag_changed(self, session: AsyncSession, contact: Contact, old: str | None) -> None:
@@ -268,10 +269,10 @@ class ContactService:
         word = text.strip().strip(".!").upper()
         if not word or len(word) > 32:
             return None
-        settings = account.settings or {}
-        if word in {k.upper() for k in settings.get("opt_out_keywords", DEFAULT_OPT_OUT_KEYWORDS)}:
+        settings = AccountSettings.model_validate(account.settings or {})
+        if word in settings.opt_out_keywords:
             opted_out: bool = True
-        elif word in {k.upper() for k in settings.get("opt_in_keywords", DEFAULT_OPT_IN_KEYWORDS)}:
+        elif word in settings.opt_in_keywords:
             opted_out = False
         else:
             return None

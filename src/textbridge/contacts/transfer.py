@@ -166,8 +166,11 @@ def _read(data: bytes, max_rows: int, report: ImportReport) -> list[_Row]:
         columns = _columns_of(header)
         rows: list[_Row] = []
         seen: dict[str, int] = {}
-        for record_ in reader:
-            line = reader.line_num
+        while True:
+            line = reader.line_num + 1  # where the record starts: a quoted value may span lines
+            record_ = next(reader, None)
+            if record_ is None:
+                break
             if not any(cell.strip() for cell in record_):
                 continue
             report.rows += 1

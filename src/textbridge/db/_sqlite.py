@@ -45,12 +45,20 @@ class InlineConnection(aiosqlite.Connection):
         return self._connect().__await__()
 
 
+def _lower(value: str | None) -> str | None:
+    return value.lower() if isinstance(value, str) else value
+
+
 def connect(path: str) -> Callable[[], Coroutine[Any, Any, aiosqlite.Connection]]:
     """An ``async_creator`` for SQLAlchemy's ``sqlite+aiosqlite`` dialect."""
 
     def connector() -> sqlite3.Connection:
         # autocommit mode: we issue BEGIN IMMEDIATE ourselves (see engine.py).
-        return sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        # SQLite's own lower() folds ASCII only; searches ("zoë" finding "Zoë", ILIKE renders as
+        # lower() LIKE lower()) get Python's, as PostgreSQL's lower() does by its locale.
+        connection.create_function("lower", 1, _lower, deterministic=True)
+        return connection
 
     async def creator() -> aiosqlite.Connection:
         return await InlineConnection(connector)

@@ -98,15 +98,15 @@ class ConversationRepository:
         result = await self.session.execute(
             query.order_by(Conversation.last_message_id.desc()).limit(limit)
         )
-        return result.tuples().all()  # type: ignore[return-value]
+        return result.all()
 
     async def get(self, account_id: str, phone: str) -> Row[Conversation, Contact | None] | None:
         rows = await self.session.execute(
-            _with_contact().where(
-                Conversation.account_id == account_id, Conversation.phone == phone
-            )
+            _with_contact()
+            .where(Conversation.account_id == account_id, Conversation.phone == phone)
+            .execution_options(populate_existing=True)  # after mark_read's UPDATE
         )
-        return rows.tuples().one_or_none()  # type: ignore[return-value]
+        return rows.one_or_none()
 
     async def mark_read(self, account_id: str, phone: str) -> None:
         await self.session.execute(

@@ -13,13 +13,14 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Annotated, Any, Literal
 
-import orjson
 from fastapi import Query, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
 from textbridge.accounts.service import accounts
 from textbridge.api.deps import CallerDep, RuntimeDep, SessionDep
 from textbridge.api.routing import make_router
+from textbridge.compat.textboost.contacts import router as contacts_router
+from textbridge.compat.textboost.shapes import PER_PAGE, answer, laravel_page, success
 from textbridge.errors import TextbridgeError, ValidationFailed
 from textbridge.kit.money import from_micros
 from textbridge.messages.repository import MessageFilter
@@ -27,15 +28,18 @@ from textbridge.messages.service import Accepted, SendCommand, messages
 from textbridge.models import Direction, Message, MessageType
 
 router = make_router(tags=["TextBoost"])
+router.include_router(contacts_router)
 
 _FIELDS = {"to": "recipient", "text": "message", "sender": "sender_id", "type": "type"}
-_PER_PAGE = 25
 
 
 class SendSms(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    recipient: Annotated[StrictStr, Field(max_length=64_000)]
+    recipient: Annotated[StrictStr, Field(max_length=64_000)] = ""
+    # Not in its documents: the platform's name for sending to contact groups (comma separated
+    # group uids), accepted here besides or instead of ``recipient``.
+    contact_list_id: Annotated[StrictStr, Field(max_length=10_000)] = ""
     sender_id: Annotated[StrictStr, Field(max_length=32)]
     type: Literal["plain", "voice", "mms"]
     message: StrictStr | None = None
@@ -46,21 +50,13 @@ class SendSms(BaseModel):
     media_url: Annotated[StrictStr, Field(max_length=2048)] | None = None
 
 
-def _answer(body: dict[str, Any], status: int = 200) -> Response:
-    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
-
-
-def _success(data: Any) -> Response:
-    return _answer({"status": "success", "data": data})
-
-
 def render_error(error: TextbridgeError) -> Response:
     message = error.message
     if error.field in _FIELDS and message.startswith(error.field):
         message = _FIELDS[error.field] + message.removeprefix(error.field)
     elif error.field is not None and error.field.startswith("to["):
         message = f"recipient {error.field[2:]}: {message}"
-    return _answer({"status": "error", "message": message}, error.status_code)
+    return answer({"status": "error", "message": message}, error.status_code)
 
 
 def _sms(message: Message | dict[str, Any]) -> dict[str, Any]:
@@ -97,13 +93,19 @@ def _command(body: SendSms) -> SendCommand:
     if kind is not MessageType.MMS and not body.message:
         raise ValidationFailed("message is required", field="message")
     return SendCommand(
-        recipients=[part.strip() for part in body.recipient.split(",") if part.strip()],
+        recipients=_split(body.recipient),
+        groups=_split(body.contact_list_id),
+        personalize=True,
         text=body.message or "",
         sender=body.sender_id,
         type=kind,
         schedule_at=_schedule(body.schedule_time),
         extra={name: value for name, value in fields.items() if value is not None} or None,
     )
+
+
+def _split(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
 
 
 def _schedule(value: str | None) -> datetime | None:
@@ -130,13 +132,13 @@ async def send_sms(body: SendSms, caller: CallerDep, runtime: RuntimeDep) -> Res
     )
     assert isinstance(accepted, Accepted)
     reports = [_sms(row) for row in accepted.messages]
-    return _success(reports[0] if len(reports) == 1 else reports)
+    return success(reports[0] if len(reports) == 1 else reports)
 
 
 @router.get("/v3/sms/{uid}", summary="TextBoost: one message")
 @router.get("/http/sms/{uid}", include_in_schema=False)
 async def view_sms(uid: str, session: SessionDep, caller: CallerDep) -> Response:
-    return _success(_sms(await messages.get(session, caller, uid)))
+    return success(_sms(await messages.get(session, caller, uid)))
 
 
 @router.get("/v3/sms", summary="TextBoost: messages, newest first, by page")
@@ -148,23 +150,15 @@ async def list_sms(
 ) -> Response:
     total = await messages.count(session, caller)
     rows = await messages.search(
-        session, caller, MessageFilter(), limit=_PER_PAGE, offset=(page - 1) * _PER_PAGE
+        session, caller, MessageFilter(), limit=PER_PAGE, offset=(page - 1) * PER_PAGE
     )
-    return _success(
-        {
-            "current_page": page,
-            "data": [_sms(row) for row in rows],
-            "per_page": _PER_PAGE,
-            "last_page": max(1, -(-total // _PER_PAGE)),
-            "total": total,
-        }
-    )
+    return success(laravel_page([_sms(row) for row in rows], page, total))
 
 
 @router.get("/http/balance", summary="TextBoost: the account's balance")
 async def balance(session: SessionDep, caller: CallerDep, runtime: RuntimeDep) -> Response:
     account = await accounts.get(session, caller.account_id)
-    return _success(
+    return success(
         {
             "remaining_balance": from_micros(account.balance_micros),
             "currency": runtime.settings.currency,
@@ -175,7 +169,7 @@ async def balance(session: SessionDep, caller: CallerDep, runtime: RuntimeDep) -
 @router.get("/http/me", summary="TextBoost: the caller's profile")
 async def me(session: SessionDep, caller: CallerDep, runtime: RuntimeDep) -> Response:
     account = await accounts.get(session, caller.account_id)
-    return _success(
+    return success(
         {
             "uid": account.id,
             "name": account.name,

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from textbridge.api.deps import CallerDep, RuntimeDep, SessionDep, client_ip
 from textbridge.api.routing import make_router
+from textbridge.contacts.service import contacts
 from textbridge.errors import (
     InsufficientBalance,
     NotFound,
@@ -32,7 +33,7 @@ from textbridge.verify.service import StartVerification, verifications
 router = make_router(tags=["TextLink"])
 
 # Our field names, as TextLink's clients know them.
-_FIELDS = {"to": "phone_number", "text": "text", "custom_id": "custom_id"}
+_FIELDS = {"to": "phone_number", "phone": "phone_number", "text": "text", "custom_id": "custom_id"}
 
 
 class SendSms(BaseModel):
@@ -158,3 +159,22 @@ async def verify_code(
     }
     reason = reasons.get(VerificationStatus(result.verification.status), "The code is invalid")
     return _answer({"ok": False, "message": reason})
+
+
+# Contacts ------------------------------------------------------------------------------------
+
+
+class UpdateTag(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    phone_number: Annotated[StrictStr, Field(max_length=64)]
+    tag: StrictStr | None = None
+
+
+@router.post("/update-contect-tag", summary="TextLink: set a contact's tag (its spelling)")
+@router.post("/update-contact-tag", summary="TextLink: set a contact's tag")
+async def update_contact_tag(body: UpdateTag, session: SessionDep, caller: CallerDep) -> Response:
+    """Tag the contact with this phone (created if there is none); no tag clears it. A change
+    is recorded as a ``contact.tag_changed`` event."""
+    await contacts.set_tag(session, caller, body.phone_number, body.tag)
+    return _answer({"ok": True})
