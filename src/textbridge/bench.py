@@ -262,6 +262,48 @@ def bulk_job(url: str, *, recipients: int) -> float:
     return elapsed
 
 
+def contacts_csv(rows: int) -> bytes:
+    lines = ["phone,first_name,last_name,tag,city"]
+    lines += [
+        f"+1415{5000000 + i:07d},Name{i},Family{i % 97},t{i % 5},City{i % 13}" for i in range(rows)
+    ]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def contacts_import(url: str, *, rows: int) -> tuple[float, str]:
+    """Seconds to import a CSV of ``rows`` new contacts into a new group; and the group."""
+    headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    group = httpx.post(f"{url}/v1/groups", json={"name": "bench"}, headers=headers).json()["id"]
+    body = contacts_csv(rows)
+    started = time.perf_counter()
+    answer = httpx.post(
+        f"{url}/v1/contacts/import",
+        content=body,
+        params={"group_id": group},
+        headers={**headers, "Content-Type": "text/csv"},
+        timeout=600,
+    )
+    elapsed = time.perf_counter() - started
+    answer.raise_for_status()
+    if answer.json()["created"] != rows:
+        raise RuntimeError(f"import created {answer.json()['created']} of {rows}")
+    return elapsed, str(group)
+
+
+def group_campaign(url: str, *, group: str) -> float:
+    """Seconds to accept a bulk job to a whole group, its text filled in per contact."""
+    started = time.perf_counter()
+    answer = httpx.post(
+        f"{url}/v1/bulk-jobs",
+        json={"groups": [group], "text": "Hi {first_name} {last_name}, news from {city}!"},
+        headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+        timeout=600,
+    )
+    elapsed = time.perf_counter() - started
+    answer.raise_for_status()
+    return elapsed
+
+
 async def end_to_end(url: str, database_url: str, *, total: int) -> dict[str, float]:
     """Accept ``total`` messages in 100-recipient requests, wait for all to be delivered."""
     per_request = 100

@@ -27,6 +27,30 @@ def chunked(items: Sequence[T], size: int = _CHUNK) -> Iterator[Sequence[T]]:
 
 
 @dataclass(frozen=True, slots=True)
+class Recipient:
+    """What a message to a contact needs of it: where it goes and what fills its template."""
+
+    id: str
+    phone: str
+    region: str
+    first_name: str | None
+    last_name: str | None
+    tag: str | None
+    fields: dict[str, str]
+
+
+_RECIPIENT = select(
+    CONTACTS.c.id,
+    CONTACTS.c.phone,
+    CONTACTS.c.region,
+    CONTACTS.c.first_name,
+    CONTACTS.c.last_name,
+    CONTACTS.c.tag,
+    CONTACTS.c.fields,
+)
+
+
+@dataclass(frozen=True, slots=True)
 class ContactFilter:
     search: str | None = None  # in the phone or the name
     group_id: str | None = None
@@ -241,16 +265,36 @@ class ContactRepository:
                 [{"group_id": group_id, "contact_id": contact_id} for group_id in group_ids],
             )
 
-    async def members(self, account_id: str, group_ids: Sequence[str]) -> list[Contact]:
+    # Recipients of a message: plain rows, read by the hundred thousand -----------------------
+
+    async def members(self, account_id: str, group_ids: Sequence[str]) -> list[Recipient]:
         """The contacts in any of the groups, each once, oldest first."""
         result = await self.session.execute(
-            select(Contact)
-            .where(
-                Contact.account_id == account_id,
-                Contact.id.in_(
-                    select(GroupMember.contact_id).where(GroupMember.group_id.in_(group_ids))
+            _RECIPIENT.where(
+                CONTACTS.c.account_id == account_id,
+                CONTACTS.c.id.in_(
+                    select(_MEMBERS.c.contact_id).where(_MEMBERS.c.group_id.in_(group_ids))
                 ),
-            )
-            .order_by(Contact.id)
+            ).order_by(CONTACTS.c.id)
         )
-        return list(result.scalars())
+        return [Recipient(*row) for row in result]
+
+    async def recipients_by_ids(self, account_id: str, ids: Sequence[str]) -> dict[str, Recipient]:
+        found: dict[str, Recipient] = {}
+        for part in chunked(ids):
+            result = await self.session.execute(
+                _RECIPIENT.where(CONTACTS.c.account_id == account_id, CONTACTS.c.id.in_(part))
+            )
+            found.update((row.id, Recipient(*row)) for row in result)
+        return found
+
+    async def recipients_by_phone(
+        self, account_id: str, phones: Sequence[str]
+    ) -> dict[str, Recipient]:
+        found: dict[str, Recipient] = {}
+        for part in chunked(phones):
+            result = await self.session.execute(
+                _RECIPIENT.where(CONTACTS.c.account_id == account_id, CONTACTS.c.phone.in_(part))
+            )
+            found.update((row.phone, Recipient(*row)) for row in result)
+        return found

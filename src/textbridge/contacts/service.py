@@ -16,12 +16,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from textbridge.accounts.schemas import AccountSettings
 from textbridge.accounts.service import Principal
-from textbridge.contacts.repository import ContactFilter, ContactRepository
+from textbridge.contacts.repository import ContactFilter, ContactRepository, Recipient
 from textbridge.errors import Conflict, NotFound, ValidationFailed
 from textbridge.events.service import EventType, event, record
 from textbridge.kit.clock import utcnow
 from textbridge.kit.ids import new_id
-from textbridge.kit.phone import InvalidPhoneNumber, parse_phone
+from textbridge.kit.phone import InvalidPhoneNumber, Phone, parse_phone
 from textbridge.models import Account, Contact, ContactGroup
 
 # What a template can name besides the custom fields, which therefore cannot use these names.
@@ -41,7 +41,7 @@ class ContactView:
     group_ids: list[str]
 
 
-def template_values(contact: Contact | None, phone: str) -> dict[str, str]:
+def template_values(contact: Recipient | None, phone: str) -> dict[str, str]:
     """What ``{placeholders}`` in a message to this contact (or bare number) are filled with."""
     values = {"phone": phone}
     if contact is not None:
@@ -69,11 +69,11 @@ def tag_changed(contact: Contact, old: str | None) -> dict[str, Any]:
     )
 
 
-def clean_phone(raw: Any, field: str = "phone") -> str:
+def clean_phone(raw: Any, field: str = "phone") -> Phone:
     if not isinstance(raw, str) or not raw.strip():
         raise ValidationFailed(f"{field} is required", field=field)
     try:
-        return parse_phone(raw).e164
+        return parse_phone(raw)
     except InvalidPhoneNumber as exc:
         raise ValidationFailed(f"{field} {exc}", field=field) from exc
 
@@ -125,7 +125,8 @@ def clean_changes(changes: Mapping[str, Any], current: Contact | None = None) ->
     """Validated column values for a new contact (``current`` None) or an update."""
     clean: dict[str, Any] = {}
     if "phone" in changes or current is None:
-        clean["phone"] = clean_phone(changes.get("phone"))
+        phone = clean_phone(changes.get("phone"))
+        clean["phone"], clean["region"] = phone.e164, phone.region
     for name, limit in (("first_name", MAX_NAME), ("last_name", MAX_NAME), ("tag", MAX_TAG)):
         if name in changes:
             clean[name] = _clean_text(changes[name], name, limit)
@@ -145,7 +146,8 @@ class ContactService:
 
     async def find(self, session: AsyncSession, caller: Principal, phone: str) -> Contact | None:
         """The contact with this phone, if there is one (400 for a number that is not one)."""
-        return await ContactRepository(session).by_phone(caller.account_id, clean_phone(phone))
+        e164 = clean_phone(phone).e164
+        return await ContactRepository(session).by_phone(caller.account_id, e164)
 
     async def view(self, session: AsyncSession, contact: Contact) -> ContactView:
         groups = await ContactRepository(session).groups_of([contact.id])
@@ -261,7 +263,7 @@ class ContactService:
     # Opt-outs ------------------------------------------------------------------------------
 
     async def apply_keyword(
-        self, session: AsyncSession, account: Account, phone: str, text: str, at: datetime
+        self, session: AsyncSession, account: Account, phone: Phone, text: str, at: datetime
     ) -> bool | None:
         """An inbound STOP (or START) from ``phone``: opt it out (or back in), creating the
         contact if needed. Answers the new opted-out state, or ``None`` if ``text`` is not one
@@ -277,13 +279,14 @@ class ContactService:
         else:
             return None
         repository = ContactRepository(session)
-        contact = await repository.by_phone(account.id, phone)
+        contact = await repository.by_phone(account.id, phone.e164)
         if contact is None:
             repository.add(
                 Contact(
                     id=new_id(),
                     account_id=account.id,
-                    phone=phone,
+                    phone=phone.e164,
+                    region=phone.region,
                     fields={},
                     opted_out_at=at if opted_out else None,
                     created_at=at,
@@ -400,10 +403,10 @@ class ContactService:
         *,
         contact_ids: Sequence[str],
         group_ids: Sequence[str],
-    ) -> list[Contact]:
+    ) -> list[Recipient]:
         """The contacts a message names, by id and through groups (404 for one not found)."""
         repository = ContactRepository(session)
-        found = await repository.by_ids(account_id, contact_ids)
+        found = await repository.recipients_by_ids(account_id, contact_ids)
         for index, contact_id in enumerate(contact_ids):
             if contact_id not in found:
                 raise NotFound(f"no contact {contact_id}", field=f"contacts[{index}]")
@@ -414,10 +417,10 @@ class ContactService:
         members = await repository.members(account_id, group_ids) if group_ids else []
         return named + members
 
-    async def by_phones(
+    async def recipients_by_phone(
         self, session: AsyncSession, account_id: str, phones: Sequence[str]
-    ) -> dict[str, Contact]:
-        return await ContactRepository(session).by_phones(account_id, phones)
+    ) -> dict[str, Recipient]:
+        return await ContactRepository(session).recipients_by_phone(account_id, phones)
 
     async def opted_out(
         self, session: AsyncSession, account_id: str, phones: Sequence[str]

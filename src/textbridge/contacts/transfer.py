@@ -6,6 +6,10 @@ written. A phone already in the account updates that contact: non-empty cells ov
 fields merge. ``phone``, ``first_name``, ``last_name``, ``tag`` and ``opted_out_at`` are the
 contact's own columns; every other column is a custom field. Export writes the same columns, so
 an export imports back unchanged.
+
+A tag changed on an existing contact is a ``contact.tag_changed`` event, as through the API;
+contacts the import creates fire none (an import of 100,000 tagged contacts is not 100,000 tag
+changes anyone wants a webhook for).
 """
 
 from __future__ import annotations
@@ -87,21 +91,22 @@ async def import_csv(
     for row in rows:
         contact = existing.get(row.values["phone"])
         if contact is None:
-            contact = Contact(
-                id=new_id(),
-                account_id=caller.account_id,
-                first_name=row.values.get("first_name"),
-                last_name=row.values.get("last_name"),
-                tag=row.values.get("tag"),
-                fields=row.values.get("fields", {}),
-                phone=row.values["phone"],
-                opted_out_at=row.opted_out_at,
-                created_at=now,
-                updated_at=now,
-            )
-            inserts.append(_columns(contact) | {"id": contact.id, "account_id": caller.account_id})
-            if contact.tag is not None:
-                events.append(tag_changed(contact, None))
+            # A plain row, not an ORM object: a tenth of the cost, 100,000 times.
+            created = {
+                "id": new_id(),
+                "account_id": caller.account_id,
+                "phone": row.values["phone"],
+                "region": row.values["region"],
+                "first_name": row.values.get("first_name"),
+                "last_name": row.values.get("last_name"),
+                "tag": row.values.get("tag"),
+                "fields": row.values.get("fields", {}),
+                "opted_out_at": row.opted_out_at,
+                "created_at": now,
+                "updated_at": now,
+            }
+            inserts.append(created)
+            touched.append(created["id"])
         else:
             old_tag = contact.tag
             for name in ("first_name", "last_name", "tag"):
@@ -114,7 +119,7 @@ async def import_csv(
             updates.append(_columns(contact) | {"b_id": contact.id})
             if contact.tag != old_tag:
                 events.append(tag_changed(contact, old_tag))
-        touched.append(contact.id)
+            touched.append(contact.id)
     # The loaded contacts were changed as plain values: written below, not by the unit of work.
     session.expunge_all()
     await repository.insert_many(inserts)
@@ -129,13 +134,11 @@ async def import_csv(
 
 def _columns(contact: Contact) -> dict[str, Any]:
     return {
-        "phone": contact.phone,
         "first_name": contact.first_name,
         "last_name": contact.last_name,
         "tag": contact.tag,
         "fields": contact.fields,
         "opted_out_at": contact.opted_out_at,
-        "created_at": contact.created_at,
         "updated_at": contact.updated_at,
     }
 

@@ -14,7 +14,7 @@ from textbridge.models import Contact, Conversation, Direction
 
 _TABLE = cast(Table, Conversation.__table__)
 _PREVIEW = 200
-_CHUNK = 500
+_LAST = ("last_message_id", "last_direction", "last_text", "last_message_at")
 
 
 def _summary(row: dict[str, Any]) -> dict[str, Any]:
@@ -51,24 +51,18 @@ class ConversationRepository:
         # In key order: two transactions touching the same conversations lock them in the
         # same order, so they wait for each other instead of deadlocking (PostgreSQL).
         summaries = [_summary(latest[key]) for key in sorted(latest)]
-        for start in range(0, len(summaries), _CHUNK):
-            statement = insert_on_conflict(self.session, _TABLE)
-            newer = statement.excluded.last_message_id > _TABLE.c.last_message_id
-            await self.session.execute(
-                statement.values(summaries[start : start + _CHUNK]).on_conflict_do_update(
-                    index_elements=[_TABLE.c.account_id, _TABLE.c.phone],
-                    set_={
-                        name: statement.excluded[name]
-                        for name in (
-                            "last_message_id",
-                            "last_direction",
-                            "last_text",
-                            "last_message_at",
-                        )
-                    },
-                    where=newer,
-                )
-            )
+        if not summaries:
+            return
+        statement = insert_on_conflict(self.session, _TABLE)
+        statement = statement.on_conflict_do_update(
+            index_elements=[_TABLE.c.account_id, _TABLE.c.phone],
+            set_={name: statement.excluded[name] for name in _LAST},
+            where=statement.excluded.last_message_id > _TABLE.c.last_message_id,
+        )
+        # One statement, many parameter sets: compiled once, run by the driver's executemany
+        # (a multi-row VALUES of 500 rows was compiled afresh each time: 8 s per 100,000).
+        connection = await self.session.connection()
+        await connection.execute(statement, summaries)
 
     async def record_inbound(self, message: dict[str, Any]) -> None:
         """An inbound message: the newest of its conversation, and one more unread."""
@@ -77,10 +71,7 @@ class ConversationRepository:
             statement.values(_summary(message)).on_conflict_do_update(
                 index_elements=[_TABLE.c.account_id, _TABLE.c.phone],
                 set_={
-                    "last_message_id": statement.excluded.last_message_id,
-                    "last_direction": statement.excluded.last_direction,
-                    "last_text": statement.excluded.last_text,
-                    "last_message_at": statement.excluded.last_message_at,
+                    **{name: statement.excluded[name] for name in _LAST},
                     "unread": _TABLE.c.unread + 1,
                 },
             )

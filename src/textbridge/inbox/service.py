@@ -41,7 +41,7 @@ class InboxService:
     async def conversation(
         self, session: AsyncSession, caller: Principal, phone: str
     ) -> ConversationView:
-        e164 = clean_phone(phone)
+        e164 = clean_phone(phone).e164
         row = await ConversationRepository(session).get(caller.account_id, e164)
         if row is None:
             raise NotFound(f"no conversation with {e164}", field="phone")

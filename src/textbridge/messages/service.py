@@ -28,7 +28,7 @@ from textbridge.inbox.repository import ConversationRepository
 from textbridge.kit.clock import as_utc, utcnow
 from textbridge.kit.encoding import segment
 from textbridge.kit.ids import new_id
-from textbridge.kit.phone import InvalidPhoneNumber, Phone, parse_phone
+from textbridge.kit.phone import InvalidPhoneNumber, Phone, country_name, parse_phone
 from textbridge.kit.template import has_placeholders, parse
 from textbridge.messages.repository import Finished, MessageFilter, MessageRepository
 from textbridge.messages.writer import Acceptance, AcceptanceWriter, IdempotencyClaim
@@ -327,7 +327,7 @@ class MessageService:
         await MessageRepository(session).insert_many([row])
         await ConversationRepository(session).record_inbound(row)
         account = await accounts.get(session, sms.account_id)
-        await contacts.apply_keyword(session, account, phone.e164, text, sms.received_at)
+        await contacts.apply_keyword(session, account, phone, text, sms.received_at)
         after_commit(session, MESSAGES_RECEIVED.inc)
         return row
 
@@ -551,13 +551,15 @@ async def _address(
         known = {contact.phone: contact for contact in named}
         if template is not None:
             bare = [phone.e164 for phone in phones if phone.e164 not in known]
-            known.update(await contacts.by_phones(session, caller.account_id, bare))
+            known.update(await contacts.recipients_by_phone(session, caller.account_id, bare))
     recipients = phones
     if named:
         everyone = {phone.e164: phone for phone in phones}
         for contact in named:
-            if contact.phone not in everyone:
-                everyone[contact.phone] = parse_phone(contact.phone)
+            if contact.phone not in everyone:  # stored parsed: no need to parse it again
+                everyone[contact.phone] = Phone(
+                    contact.phone, contact.region, country_name(contact.region)
+                )
         recipients = list(everyone.values())
     if not recipients:
         raise ValidationFailed("the groups have no contacts: no one to send to", field="groups")

@@ -23,6 +23,7 @@ class Contact(Base):
         String(26), ForeignKey("accounts.id", ondelete="CASCADE")
     )
     phone: Mapped[str] = mapped_column(String(16))  # E.164
+    region: Mapped[str] = mapped_column(String(3))  # of the phone: a send needs no parse
     first_name: Mapped[str | None] = mapped_column(String(100))
     last_name: Mapped[str | None] = mapped_column(String(100))
     tag: Mapped[str | None] = mapped_column(String(64))

@@ -45,6 +45,7 @@ def upgrade() -> None:
         sa.Column("id", sa.String(length=26), nullable=False),
         sa.Column("account_id", sa.String(length=26), nullable=False),
         sa.Column("phone", sa.String(length=16), nullable=False),
+        sa.Column("region", sa.String(length=3), nullable=False),
         sa.Column("first_name", sa.String(length=100), nullable=True),
         sa.Column("last_name", sa.String(length=100), nullable=True),
         sa.Column("tag", sa.String(length=64), nullable=True),
