@@ -147,3 +147,20 @@ async def test_export_imports_back_unchanged(tenant: httpx.AsyncClient) -> None:
     keys = ("first_name", "last_name", "tag", "fields", "opted_out", "opted_out_at")
     for phone, contact in before.items():
         assert {k: after[phone][k] for k in keys} == {k: contact[k] for k in keys}
+
+
+async def test_a_hundred_thousand_contacts_import_in_one_request(
+    tenant: httpx.AsyncClient,
+) -> None:
+    lines = ["phone,first_name,city"]
+    for index in range(100_000):
+        # Every 10,000th row is broken: its number is too short.
+        phone = "12" if index % 10_000 == 7 else f"+1415{5000000 + index:07d}"
+        lines.append(f"{phone},Name{index},City{index % 13}")
+    report = await import_csv(tenant, "\n".join(lines))
+    assert (report["rows"], report["created"], report["failed"]) == (100_000, 99_990, 10)
+    assert [error["line"] for error in report["errors"]] == [
+        index + 2 for index in range(7, 100_000, 10_000)
+    ]
+    page = (await tenant.get("/v1/contacts", params={"search": "Name99999"})).json()["data"]
+    assert [(c["phone"], c["fields"]) for c in page] == [("+14155099999", {"city": "City3"})]

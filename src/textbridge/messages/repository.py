@@ -84,6 +84,8 @@ class MessageRepository:
 
     async def insert_many(self, rows: Sequence[dict[str, Any]]) -> None:
         # Core insert on the session's connection: the ORM's bulk path adds ~30% per row.
+        if not rows:
+            return
         connection = await self.session.connection()
         await connection.execute(insert(_TABLE), list(rows))
 

@@ -250,11 +250,6 @@ class MessageService:
                     "created_at": now,
                     "accepted_at": now,
                     "queued_at": None if scheduled else now,
-                    # Set for a recipient who opted out (the writer refuses it): every row of
-                    # one insert has the same keys.
-                    "failed_at": None,
-                    "error_code": None,
-                    "error_message": None,
                 }
             )
         accepted = Accepted(batch_id, rows, scheduled)

@@ -173,7 +173,7 @@ async def _apply(
             except TextbridgeError as error:
                 outcomes[index] = error
     pending = [i for i, outcome in enumerate(outcomes) if outcome is None]
-    await _refuse_opted_out(session, [batch[i] for i in pending])
+    refused = await _refuse_opted_out(session, [batch[i] for i in pending])
     refusals = await billing.charge_many(
         session,
         [
@@ -210,7 +210,11 @@ async def _apply(
         outcomes[i] = _Written(answer)
     if rows:
         repository = MessageRepository(session)
-        await repository.insert_many(rows)
+        if refused:  # their rows have three more columns: one insert per shape
+            await repository.insert_many([row for row in rows if "error_code" not in row])
+            await repository.insert_many([row for row in rows if "error_code" in row])
+        else:
+            await repository.insert_many(rows)
         await repository.insert_bulk_jobs(jobs)
         await ConversationRepository(session).record_outbound(rows)
         if any(isinstance(outcomes[i], _Written) and batch[i].wakes_dispatcher for i in pending):
@@ -219,15 +223,16 @@ async def _apply(
     return outcomes
 
 
-async def _refuse_opted_out(session: AsyncSession, batch: list[Acceptance]) -> None:
+async def _refuse_opted_out(session: AsyncSession, batch: list[Acceptance]) -> int:
     """Recipients who opted out (replied STOP) get a message that failed at once, costs
     nothing and is never sent. Checked here, in the transaction that writes the messages, so a
     STOP committed before it is never missed."""
+    refused = 0
     phones: dict[str, set[str]] = defaultdict(set)
     for acceptance in batch:
         phones[acceptance.account_id].update(row["phone"] for row in acceptance.rows)
     for account_id, numbers in phones.items():
-        blocked = await contacts.opted_out(session, account_id, sorted(numbers))
+        blocked = await contacts.opted_out(session, account_id, list(numbers))
         if not blocked:
             continue
         for acceptance in batch:
@@ -243,6 +248,8 @@ async def _refuse_opted_out(session: AsyncSession, batch: list[Acceptance]) -> N
                         error_code="opted_out",
                         error_message="the recipient opted out (replied STOP)",
                     )
+                    refused += 1
+    return refused
 
 
 def _settle(acceptance: Acceptance, outcome: StoredAnswer | BaseException | None) -> None:

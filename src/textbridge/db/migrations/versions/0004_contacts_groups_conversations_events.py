@@ -88,6 +88,7 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("account_id", "phone", name=op.f("pk_conversations")),
+        sqlite_with_rowid=False,
     )
     with op.batch_alter_table("conversations", schema=None) as batch_op:
         batch_op.create_index(
