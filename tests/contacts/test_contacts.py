@@ -4,6 +4,7 @@ nothing."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -248,3 +249,11 @@ async def test_another_accounts_contacts_and_groups_are_404_everywhere(
     assert (await client.get(f"/v1/groups/{their_group}")).json()["name"] == "Admin's"
     events = (await tenant.get("/v1/events")).json()["data"]
     assert events == []
+
+
+async def test_concurrent_creates_of_one_phone_make_one_contact(tenant: httpx.AsyncClient) -> None:
+    answers = await asyncio.gather(
+        *(tenant.post("/v1/contacts", json={"phone": "+14155550100"}) for _ in range(6))
+    )
+    assert sorted(answer.status_code for answer in answers) == [201] + [409] * 5
+    assert len((await tenant.get("/v1/contacts")).json()["data"]) == 1

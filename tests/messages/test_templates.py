@@ -137,3 +137,14 @@ async def test_textlink_and_textflow_send_braces_as_they_are(tenant: httpx.Async
     assert answer.json() == {"ok": True}
     [message] = (await tenant.get("/v1/messages")).json()["data"]
     assert message["text"] == "{first_name}"
+
+
+async def test_braces_alone_are_escapes_even_without_placeholders(
+    tenant: httpx.AsyncClient,
+) -> None:
+    answer = await tenant.post(
+        "/v1/messages", json={"to": "+14155550100", "text": 'JSON: {{"a": 1}}'}
+    )
+    assert answer.status_code == 202, answer.text
+    message = await wait_for(tenant, answer.json()["messages"][0]["id"])
+    assert message["text"] == 'JSON: {"a": 1}'

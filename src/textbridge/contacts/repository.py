@@ -157,13 +157,23 @@ class ContactRepository:
             list(rows),
         )
 
+    async def insert_if_missing(self, row: dict[str, Any]) -> None:
+        statement = insert_on_conflict(self.session, CONTACTS).on_conflict_do_nothing()
+        await self.session.execute(statement, [row])
+
     async def set_opt_out(
-        self, contact_id: str, opted_out_at: datetime | None, now: datetime
+        self, account_id: str, phone: str, *, opted_out: bool, at: datetime
     ) -> None:
+        """Opt the phone out (keeping the first opt-out's time) or back in."""
+        current = CONTACTS.c.opted_out_at
         await self.session.execute(
             update(CONTACTS)
-            .where(CONTACTS.c.id == contact_id)
-            .values(opted_out_at=opted_out_at, updated_at=now)
+            .where(
+                CONTACTS.c.account_id == account_id,
+                CONTACTS.c.phone == phone,
+                current.is_(None) if opted_out else current.is_not(None),
+            )
+            .values(opted_out_at=at if opted_out else None, updated_at=at)
         )
 
     async def opted_out(self, account_id: str, phones: Sequence[str]) -> set[str]:

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 import regex
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from textbridge.accounts.schemas import AccountSettings
@@ -106,11 +107,8 @@ def _merge_fields(current: Mapping[str, str], changes: Any) -> dict[str, str]:
             )
         if key in STANDARD_FIELDS:
             raise ValidationFailed(f"{key} is a contact's own field, not a custom one", field=where)
-        if value is None:
-            merged.pop(key, None)
-            continue
         text = _clean_text(value, where, MAX_FIELD_VALUE)
-        if text is None:
+        if text is None:  # null or empty: the field goes
             merged.pop(key, None)
         else:
             merged[key] = text
@@ -179,7 +177,12 @@ class ContactService:
             **{"fields": {}, **clean},
         )
         repository.add(contact)
-        await session.flush()
+        try:
+            await session.flush()
+        except IntegrityError as exc:  # created by a concurrent request since the check
+            raise Conflict(
+                f"a contact already has the phone {contact.phone}", field="phone"
+            ) from exc
         if group_ids:
             await repository.set_groups(contact.id, list(dict.fromkeys(group_ids)))
         if contact.tag is not None:
@@ -278,23 +281,21 @@ class ContactService:
             opted_out = False
         else:
             return None
+        # Statements that cannot collide with a contact created at the same moment (an API call,
+        # another inbound): the contact is made if missing, then its state set if different.
         repository = ContactRepository(session)
-        contact = await repository.by_phone(account.id, phone.e164)
-        if contact is None:
-            repository.add(
-                Contact(
-                    id=new_id(),
-                    account_id=account.id,
-                    phone=phone.e164,
-                    region=phone.region,
-                    fields={},
-                    opted_out_at=at if opted_out else None,
-                    created_at=at,
-                    updated_at=at,
-                )
-            )
-        elif (contact.opted_out_at is not None) != opted_out:
-            await repository.set_opt_out(contact.id, at if opted_out else None, at)
+        await repository.insert_if_missing(
+            {
+                "id": new_id(),
+                "account_id": account.id,
+                "phone": phone.e164,
+                "region": phone.region,
+                "fields": {},
+                "created_at": at,
+                "updated_at": at,
+            }
+        )
+        await repository.set_opt_out(account.id, phone.e164, opted_out=opted_out, at=at)
         return opted_out
 
     # Groups --------------------------------------------------------------------------------

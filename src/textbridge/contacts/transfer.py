@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from textbridge.accounts.service import Principal
@@ -31,7 +32,7 @@ from textbridge.contacts.service import (
     contacts,
     tag_changed,
 )
-from textbridge.errors import ValidationFailed
+from textbridge.errors import Conflict, ValidationFailed
 from textbridge.events.service import record
 from textbridge.kit.clock import as_utc, utcnow
 from textbridge.kit.ids import new_id
@@ -122,7 +123,10 @@ async def import_csv(
             touched.append(contact.id)
     # The loaded contacts were changed as plain values: written below, not by the unit of work.
     session.expunge_all()
-    await repository.insert_many(inserts)
+    try:
+        await repository.insert_many(inserts)
+    except IntegrityError as exc:  # a phone of the file was added meanwhile, by another request
+        raise Conflict("contacts were added while the file was read; import it again") from exc
     await repository.update_many(updates)
     await record(session, events)
     if group_id is not None:

@@ -29,7 +29,7 @@ from textbridge.kit.clock import as_utc, utcnow
 from textbridge.kit.encoding import segment
 from textbridge.kit.ids import new_id
 from textbridge.kit.phone import InvalidPhoneNumber, Phone, country_name, parse_phone
-from textbridge.kit.template import has_placeholders, parse
+from textbridge.kit.template import Template, has_placeholders, parse
 from textbridge.messages.repository import Finished, MessageFilter, MessageRepository
 from textbridge.messages.writer import Acceptance, AcceptanceWriter, IdempotencyClaim
 from textbridge.metrics import MESSAGE_TRANSITIONS, MESSAGES_RECEIVED
@@ -206,9 +206,14 @@ class MessageService:
         scheduled = due_at > now
         expires_at = due_at + timedelta(seconds=ttl)
         extra = command.extra
+        template = parse(text) if command.personalize and has_placeholders(text) else None
+        if template is not None and not template.placeholders:
+            text, template = template.render({}), None  # only {{ or }}: the same for everyone
         texts: list[str] | None = None  # one per recipient, when the text is a template
-        if by_contact or (command.personalize and has_placeholders(text)):
-            phones, texts = await _address(writer.db, caller, command, phones, limit, settings)
+        if by_contact or template is not None:
+            phones, texts = await _address(
+                writer.db, caller, command, phones, template, limit, settings
+            )
         if command.one_time_code is not None:
             nonce, digits = command.one_time_code
             extra = {**(extra or {}), "one_time_code": {"nonce": nonce, "digits": digits}}
@@ -531,14 +536,12 @@ async def _address(
     caller: Principal,
     command: SendCommand,
     phones: list[Phone],
+    template: Template | None,
     limit: int,
     settings: Settings,
 ) -> tuple[list[Phone], list[str] | None]:
     """Every recipient of a message to numbers, contacts and groups (each phone once, in that
     order), and, when the text is a template, each one's text."""
-    template = parse(command.text) if command.personalize else None
-    if template is not None and not template.placeholders:
-        template = None
     async with db.transaction() as session:
         named = await contacts.recipients(
             session, caller.account_id, contact_ids=command.contacts, group_ids=command.groups
