@@ -92,6 +92,25 @@ async def test_first_start_send_and_admin_commands(
             "received",
             "+381690156360",
         )
+        # The STOP opted the phone out: a message to it fails at once, unsent and free.
+        refused = textbridge(
+            "send",
+            "--to",
+            "+381690156360",
+            "--text",
+            "sale",
+            "--wait",
+            "--url",
+            server.url,
+            env=env,
+        )
+        assert refused.returncode == 0, refused.stderr
+        refused_message = json.loads(refused.stdout)
+        assert (refused_message["status"], refused_message["error"]["code"]) == (
+            "failed",
+            "opted_out",
+        )
+        assert (refused_message["price"], "sent" in refused_message["status_times"]) == (0, False)
 
         unknown = textbridge("keys", "create", "--account", "nobody", env=env)
         assert unknown.returncode == 1

@@ -24,7 +24,6 @@ from textbridge.db import Database
 from textbridge.db.engine import after_commit
 from textbridge.errors import Conflict, NotFound, ValidationFailed
 from textbridge.idempotency.service import StoredAnswer
-from textbridge.inbox.repository import ConversationRepository
 from textbridge.kit.clock import as_utc, utcnow
 from textbridge.kit.encoding import segment
 from textbridge.kit.ids import new_id
@@ -325,7 +324,6 @@ class MessageService:
             "received_at": sms.received_at,
         }
         await MessageRepository(session).insert_many([row])
-        await ConversationRepository(session).record_inbound(row)
         account = await accounts.get(session, sms.account_id)
         await contacts.apply_keyword(session, account, phone, text, sms.received_at)
         after_commit(session, MESSAGES_RECEIVED.inc)

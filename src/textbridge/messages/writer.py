@@ -30,7 +30,6 @@ from textbridge.contacts.service import contacts
 from textbridge.db import Database
 from textbridge.errors import TextbridgeError
 from textbridge.idempotency.service import StoredAnswer, idempotency
-from textbridge.inbox.repository import ConversationRepository
 from textbridge.messages.repository import MessageRepository
 from textbridge.metrics import MESSAGES_ACCEPTED
 from textbridge.models import MessageStatus
@@ -216,7 +215,6 @@ async def _apply(
         else:
             await repository.insert_many(rows)
         await repository.insert_bulk_jobs(jobs)
-        await ConversationRepository(session).record_outbound(rows)
         if any(isinstance(outcomes[i], _Written) and batch[i].wakes_dispatcher for i in pending):
             await repository.announce_due_work()
     await session.flush()

@@ -10,7 +10,7 @@ from textbridge.db.base import Base, UTCDateTime
 
 class Conversation(Base):
     """Everything an account exchanged with one phone number, summed up for the chat list: kept
-    up to date by every message accepted or received, so listing never scans messages."""
+    up to date by a trigger on ``messages`` (migration 0004), so listing never scans messages."""
 
     __tablename__ = "conversations"
     # On SQLite the key is the table (no rowid beside it): one B-tree fewer to write per
