@@ -170,3 +170,19 @@ async def test_a_contact_can_be_opted_out_by_hand(tenant: httpx.AsyncClient) -> 
     await tenant.patch(f"/v1/contacts/{created['id']}", json={"opted_out": False})
     [again] = await send(tenant, "+14155550100")
     assert (await wait_for(tenant, again))["status"] == "delivered"
+
+
+@pytest.mark.parametrize("opted_out", [3, 2_001])  # read all at once, or phone by phone
+async def test_opt_outs_are_found_however_many_the_account_has(
+    tenant: httpx.AsyncClient, opted_out: int
+) -> None:
+    rows = ["phone,opted_out_at"] + [
+        f"+1415{5000000 + index:07d},2026-01-01T00:00:00+00:00" for index in range(opted_out)
+    ]
+    answer = await tenant.post(
+        "/v1/contacts/import", content="\n".join(rows), headers={"content-type": "text/csv"}
+    )
+    assert answer.json()["created"] == opted_out, answer.text
+    last = f"+1415{5000000 + opted_out - 1:07d}"
+    answer = await tenant.post("/v1/messages", json={"to": [last, "+14155550100"], "text": "hi"})
+    assert [m["status"] for m in answer.json()["messages"]] == ["failed", "queued"]

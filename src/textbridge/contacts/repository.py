@@ -17,6 +17,7 @@ from textbridge.models import Contact, ContactGroup, GroupMember
 CONTACTS = cast(Table, Contact.__table__)
 _MEMBERS = cast(Table, GroupMember.__table__)
 _CHUNK = 500  # ids or phones per IN list: well under every database's bound-parameter limit
+_MANY_OPT_OUTS = 2000
 
 T = TypeVar("T")
 
@@ -177,14 +178,25 @@ class ContactRepository:
         )
 
     async def opted_out(self, account_id: str, phones: Sequence[str]) -> set[str]:
-        """Which of ``phones`` have opted out of the account's messages."""
+        """Which of ``phones`` have opted out of the account's messages.
+
+        An account's opt-outs are usually few: read them all at once (one indexed query,
+        whatever the number of phones) and look up in memory; only an account with more than
+        ``_MANY_OPT_OUTS`` is asked phone by phone, 500 at a time."""
+        opted_out = CONTACTS.c.opted_out_at.is_not(None)
+        result = await self.session.execute(
+            select(CONTACTS.c.phone)
+            .where(CONTACTS.c.account_id == account_id, opted_out)
+            .limit(_MANY_OPT_OUTS + 1)
+        )
+        everyone = set(result.scalars())
+        if len(everyone) <= _MANY_OPT_OUTS:
+            return everyone.intersection(phones)
         found: set[str] = set()
         for part in chunked(phones):
             result = await self.session.execute(
                 select(CONTACTS.c.phone).where(
-                    CONTACTS.c.account_id == account_id,
-                    CONTACTS.c.phone.in_(part),
-                    CONTACTS.c.opted_out_at.is_not(None),
+                    CONTACTS.c.account_id == account_id, CONTACTS.c.phone.in_(part), opted_out
                 )
             )
             found.update(result.scalars())

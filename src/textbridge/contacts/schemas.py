@@ -89,7 +89,7 @@ class ContactPage(BaseModel):
     next_cursor: str | None
 
 
-class ImportError_(BaseModel):
+class RowErrorOut(BaseModel):
     line: int
     field: str | None
     message: str
@@ -100,7 +100,7 @@ class ImportOut(BaseModel):
     created: int
     updated: int
     failed: int
-    errors: list[ImportError_] = Field(description="The first 1,000 rows refused, by line")
+    errors: list[RowErrorOut] = Field(description="The first 1,000 rows refused, by line")
 
 
 class GroupIn(BaseModel):
