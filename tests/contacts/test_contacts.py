@@ -257,3 +257,26 @@ async def test_concurrent_creates_of_one_phone_make_one_contact(tenant: httpx.As
     )
     assert sorted(answer.status_code for answer in answers) == [201] + [409] * 5
     assert len((await tenant.get("/v1/contacts")).json()["data"]) == 1
+
+
+async def test_ids_that_cannot_exist_are_not_found_on_both_databases(
+    tenant: httpx.AsyncClient,
+) -> None:
+    # Found by the schema fuzzer: a NUL in an id in a body reached PostgreSQL (a 500).
+    team = await group(tenant, "Team")
+    bad = "01\x00ab"
+    for method, path, body in [
+        ("post", "/v1/messages", {"contacts": [bad], "text": "hi"}),
+        ("post", "/v1/messages", {"groups": [bad], "text": "hi"}),
+        ("post", "/v1/bulk-jobs", {"groups": ["é"], "text": "hi"}),
+        ("post", "/v1/contacts", {"phone": "+14155550100", "groups": [bad]}),
+        ("post", f"/v1/groups/{team}/contacts", {"contact_ids": [bad]}),
+        (
+            "post",
+            "/api/http/sms/send",
+            {"contact_list_id": bad, "sender_id": "Shop", "type": "plain", "message": "x"},
+        ),
+    ]:
+        answer = await tenant.request(method, path, json=body)
+        assert answer.status_code == 404, answer.text
+    assert (await tenant.get("/v1/contacts")).json()["data"] == []

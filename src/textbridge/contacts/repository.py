@@ -22,6 +22,12 @@ _MANY_OPT_OUTS = 2000
 T = TypeVar("T")
 
 
+def _ids(values: Iterable[str]) -> list[str]:
+    """The values that can be ids at all (ULIDs): anything else, a NUL that PostgreSQL would
+    refuse to compare included, is simply not found."""
+    return [value for value in values if value.isascii() and value.isalnum()]
+
+
 def chunked(items: Sequence[T], size: int = _CHUNK) -> Iterator[Sequence[T]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -69,6 +75,8 @@ class ContactRepository:
         self.session.add(contact)
 
     async def get(self, account_id: str, contact_id: str) -> Contact | None:
+        if not _ids([contact_id]):
+            return None
         result = await self.session.execute(
             select(Contact).where(Contact.id == contact_id, Contact.account_id == account_id)
         )
@@ -91,7 +99,7 @@ class ContactRepository:
 
     async def by_ids(self, account_id: str, ids: Sequence[str]) -> dict[str, Contact]:
         found: dict[str, Contact] = {}
-        for part in chunked(ids):
+        for part in chunked(_ids(ids)):
             result = await self.session.execute(
                 select(Contact).where(Contact.account_id == account_id, Contact.id.in_(part))
             )
@@ -211,6 +219,8 @@ class ContactRepository:
         self.session.add(group)
 
     async def group(self, account_id: str, group_id: str) -> ContactGroup | None:
+        if not _ids([group_id]):
+            return None
         result = await self.session.execute(
             select(ContactGroup).where(
                 ContactGroup.id == group_id, ContactGroup.account_id == account_id
@@ -303,7 +313,7 @@ class ContactRepository:
 
     async def recipients_by_ids(self, account_id: str, ids: Sequence[str]) -> dict[str, Recipient]:
         found: dict[str, Recipient] = {}
-        for part in chunked(ids):
+        for part in chunked(_ids(ids)):
             result = await self.session.execute(
                 _RECIPIENT.where(CONTACTS.c.account_id == account_id, CONTACTS.c.id.in_(part))
             )
