@@ -103,6 +103,10 @@ def make_settings(database_url: str, data_dir: Path, **overrides: Any) -> Settin
         "retry_base_seconds": 0.05,
         "retry_max_seconds": 0.2,
         "lease_seconds": 5,
+        "webhook_allow_private": True,  # the receivers are on 127.0.0.1
+        "webhook_poll_seconds": 0.05,
+        "webhook_retry_base_seconds": 0.05,
+        "webhook_retry_max_seconds": 0.2,
     }
     values.update(overrides)
     return Settings(**values)

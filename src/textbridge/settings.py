@@ -65,6 +65,16 @@ class Settings(BaseSettings):
     max_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=1)
     max_schedule_days: int = Field(default=365, ge=1)
 
+    # Webhooks.
+    webhook_allow_private: bool = False  # deliver to private, loopback, link-local addresses
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    webhook_retry_base_seconds: float = Field(default=10.0, gt=0)
+    webhook_retry_max_seconds: float = Field(default=3600.0, gt=0)
+    webhook_max_age_seconds: int = Field(default=24 * 3600, ge=1)  # then the delivery fails
+    webhook_disable_after: int = Field(default=50, ge=1)  # deliveries failed in a row
+    webhook_batch_size: int = Field(default=100, ge=1)
+    webhook_poll_seconds: float = Field(default=1.0, gt=0)
+
     # Contacts: a CSV import is the one request allowed a larger body.
     max_import_rows: int = Field(default=100_000, ge=1)
     max_import_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)

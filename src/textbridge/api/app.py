@@ -26,6 +26,7 @@ from textbridge.runtime import Runtime
 from textbridge.settings import Settings
 from textbridge.simulator.endpoints import router as simulator_router
 from textbridge.verify.endpoints import router as verify_router
+from textbridge.webhooks.endpoints import router as webhooks_router
 
 log = structlog.get_logger(__name__)
 
@@ -78,6 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         contacts_router,
         inbox_router,
         events_router,
+        webhooks_router,
         accounts_router,
         billing_router,
         simulator_router,

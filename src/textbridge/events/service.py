@@ -1,6 +1,9 @@
 """Events: what happened to an account's resources, recorded in the same transaction as the
-change itself (no event without its change, no change without its event). Webhooks are
-delivered from them."""
+change itself (no event without its change, no change without its event), together with a
+webhook delivery for every endpoint that wants it (the outbox the sender works through).
+
+Written today: ``contact.tag_changed``. The message and verification types can be subscribed
+to and are written by the transitions that cause them as those are wired in (issue 6)."""
 
 from __future__ import annotations
 
@@ -14,12 +17,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from textbridge.kit.clock import utcnow
 from textbridge.kit.ids import new_id
 from textbridge.models import Event
+from textbridge.webhooks.repository import fan_out
 
 _TABLE = cast(Table, Event.__table__)
 
 
 class EventType(StrEnum):
+    MESSAGE_RECEIVED = "message.received"
+    MESSAGE_SENT = "message.sent"
+    MESSAGE_DELIVERED = "message.delivered"
+    MESSAGE_FAILED = "message.failed"
+    MESSAGE_EXPIRED = "message.expired"
     CONTACT_TAG_CHANGED = "contact.tag_changed"
+    VERIFICATION_APPROVED = "verification.approved"
 
 
 def event(
@@ -41,6 +51,7 @@ async def record(session: AsyncSession, events: Sequence[dict[str, Any]]) -> Non
     if events:
         connection = await session.connection()
         await connection.execute(insert(_TABLE), list(events))
+        await fan_out(session, [event["id"] for event in events])
 
 
 async def search(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
 
 KEY_PREFIX = "tb_"
 
@@ -43,3 +44,19 @@ def code_fingerprint(secret: str, verification_id: str, code: str) -> str:
     """What is stored to check a code: HMAC-SHA256(secret, id ‖ code). A plain hash of a
     six-digit code would be reversed in under a second."""
     return sign(secret, f"{verification_id}:{code}".encode())
+
+
+def sign_webhook(secret: str, timestamp: int, body: bytes) -> str:
+    """``X-Textbridge-Signature``'s hex HMAC-SHA256, over ``"<timestamp>.<body>"``."""
+    return sign(secret, str(timestamp).encode() + b"." + body)
+
+
+def verify_webhook(
+    secret: str, body: bytes, timestamp: str, signature: str, *, tolerance: int = 300
+) -> bool:
+    """What a receiver runs: the signature matches and the timestamp is recent (so a captured
+    request cannot be replayed later). ``signature`` is the header as sent (``v1=<hex>``)."""
+    if not timestamp.isdigit() or abs(time.time() - int(timestamp)) > tolerance:
+        return False
+    expected = "v1=" + sign_webhook(secret, int(timestamp), body)
+    return hmac.compare_digest(expected, signature)

@@ -37,6 +37,7 @@ from textbridge.messages.service import messages
 from textbridge.metrics import DISPATCH_BATCH_SECONDS
 from textbridge.models import MessageType
 from textbridge.settings import Settings
+from textbridge.webhooks.sender import WebhookSender
 
 log = structlog.get_logger(__name__)
 
@@ -247,6 +248,7 @@ class Worker:
         jobs: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {
             "dispatcher": Dispatcher(self.db, self.channels, self.settings).run,
             "housekeeping": Housekeeping(self.db, self.settings).run,
+            "webhooks": WebhookSender(self.db, self.settings).run,
         }
         if not self.db.is_sqlite:
             jobs["queue-listener"] = QueueListener(self.db).run

@@ -11,6 +11,7 @@ from textbridge.models.ledger import LedgerEntry, LedgerKind
 from textbridge.models.message import Direction, Message, MessageStatus, MessageType
 from textbridge.models.price import DEFAULT_COUNTRY, Price
 from textbridge.models.verification import Verification, VerificationStatus
+from textbridge.models.webhook import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 __all__ = [
     "DEFAULT_COUNTRY",
@@ -32,4 +33,7 @@ __all__ = [
     "Price",
     "Verification",
     "VerificationStatus",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
 ]

@@ -1,0 +1,239 @@
+"""All SQL for webhooks: endpoints, the deliveries owed to them (the outbox), and the log."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import Table, and_, insert, literal, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from textbridge.models import Event, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+
+_DELIVERIES = cast(Table, WebhookDelivery.__table__)
+_ENDPOINTS = cast(Table, WebhookEndpoint.__table__)
+_EVENTS = cast(Table, Event.__table__)
+
+
+async def fan_out(session: AsyncSession, event_ids: Sequence[str]) -> None:
+    """A delivery for every enabled endpoint of the event's account that wants its type: one
+    statement, in the transaction that records the events."""
+    if not event_ids:
+        return
+    wanted = (
+        select(
+            _EVENTS.c.id,
+            _ENDPOINTS.c.id,
+            _EVENTS.c.account_id,
+            _EVENTS.c.subject_id,
+            literal("pending"),
+            literal(0),
+            _EVENTS.c.created_at,
+            _EVENTS.c.created_at,
+        )
+        .join(
+            _ENDPOINTS,
+            and_(
+                _ENDPOINTS.c.account_id == _EVENTS.c.account_id,
+                _ENDPOINTS.c.enabled.is_(True),
+                _ENDPOINTS.c.events.like(literal("%,") + _EVENTS.c.type + literal(",%")),
+            ),
+        )
+        .where(_EVENTS.c.id.in_(event_ids))
+    )
+    columns = [
+        "event_id",
+        "endpoint_id",
+        "account_id",
+        "subject_id",
+        "status",
+        "attempts",
+        "next_attempt_at",
+        "created_at",
+    ]
+    await session.execute(insert(_DELIVERIES).from_select(columns, wanted))
+
+
+class WebhookRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    def add(self, endpoint: WebhookEndpoint) -> None:
+        self.session.add(endpoint)
+
+    async def get(self, account_id: str, endpoint_id: str) -> WebhookEndpoint | None:
+        result = await self.session.execute(
+            select(WebhookEndpoint).where(
+                WebhookEndpoint.id == endpoint_id, WebhookEndpoint.account_id == account_id
+            )
+        )
+        return result.scalar_one_or_none()
+
+    async def endpoints(self, account_id: str) -> Sequence[WebhookEndpoint]:
+        result = await self.session.execute(
+            select(WebhookEndpoint)
+            .where(WebhookEndpoint.account_id == account_id)
+            .order_by(WebhookEndpoint.id)
+        )
+        return result.scalars().all()
+
+    async def delete(self, endpoint: WebhookEndpoint) -> None:
+        await self.session.delete(endpoint)
+
+    async def deliveries(
+        self, endpoint_id: str, *, before: str | None, limit: int
+    ) -> Sequence[WebhookDelivery]:
+        query = select(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint_id)
+        if before is not None:
+            query = query.where(WebhookDelivery.event_id < before)
+        result = await self.session.execute(
+            query.order_by(WebhookDelivery.event_id.desc()).limit(limit)
+        )
+        return result.scalars().all()
+
+    async def attempts(self, endpoint_id: str, event_ids: Sequence[str]) -> list[WebhookAttempt]:
+        if not event_ids:
+            return []
+        result = await self.session.execute(
+            select(WebhookAttempt)
+            .where(
+                WebhookAttempt.endpoint_id == endpoint_id, WebhookAttempt.event_id.in_(event_ids)
+            )
+            .order_by(WebhookAttempt.id)
+        )
+        return list(result.scalars())
+
+    # The sender ----------------------------------------------------------------------------
+
+    async def claim(self, now: datetime, lease_until: datetime, limit: int) -> Sequence[Any]:
+        """Due deliveries, leased to the caller; oldest events first. Only the first pending
+        delivery of each resource at each endpoint is due: "delivered" never overtakes "sent"
+        for one message, while other resources' events go on."""
+        earlier = _DELIVERIES.alias("earlier")
+        due = (
+            select(_DELIVERIES.c.event_id, _DELIVERIES.c.endpoint_id)
+            .where(
+                _DELIVERIES.c.status == "pending",
+                _DELIVERIES.c.next_attempt_at <= now,
+                or_(
+                    _DELIVERIES.c.lease_expires_at.is_(None),
+                    _DELIVERIES.c.lease_expires_at < now,
+                ),
+                ~select(earlier.c.event_id)
+                .where(
+                    earlier.c.endpoint_id == _DELIVERIES.c.endpoint_id,
+                    earlier.c.subject_id == _DELIVERIES.c.subject_id,
+                    earlier.c.status == "pending",
+                    earlier.c.event_id < _DELIVERIES.c.event_id,
+                )
+                .exists(),
+            )
+            .order_by(_DELIVERIES.c.event_id)
+            .limit(limit)
+        )
+        bind = self.session.bind
+        if bind is not None and bind.dialect.name == "postgresql":
+            due = due.with_for_update(skip_locked=True, of=_DELIVERIES)
+        rows = (await self.session.execute(due)).all()
+        if not rows:
+            return []
+        keys = [(row.event_id, row.endpoint_id) for row in rows]
+        await self.session.execute(
+            update(_DELIVERIES)
+            .where(
+                or_(
+                    *(
+                        and_(
+                            _DELIVERIES.c.event_id == event_id,
+                            _DELIVERIES.c.endpoint_id == endpoint_id,
+                        )
+                        for event_id, endpoint_id in keys
+                    )
+                )
+            )
+            .values(lease_expires_at=lease_until)
+        )
+        result = await self.session.execute(
+            select(
+                _DELIVERIES.c.event_id,
+                _DELIVERIES.c.endpoint_id,
+                _DELIVERIES.c.attempts,
+                _DELIVERIES.c.created_at,
+                _EVENTS.c.type,
+                _EVENTS.c.data,
+                _EVENTS.c.created_at.label("event_at"),
+                _ENDPOINTS.c.url,
+                _ENDPOINTS.c.secret,
+            )
+            .join(_EVENTS, _EVENTS.c.id == _DELIVERIES.c.event_id)
+            .join(_ENDPOINTS, _ENDPOINTS.c.id == _DELIVERIES.c.endpoint_id)
+            .where(
+                or_(
+                    *(
+                        and_(
+                            _DELIVERIES.c.event_id == event_id,
+                            _DELIVERIES.c.endpoint_id == endpoint_id,
+                        )
+                        for event_id, endpoint_id in keys
+                    )
+                )
+            )
+            .order_by(_DELIVERIES.c.event_id)
+        )
+        return result.all()
+
+    async def settle(
+        self,
+        event_id: str,
+        endpoint_id: str,
+        *,
+        status: str,
+        now: datetime,
+        next_attempt_at: datetime,
+        status_code: int | None,
+        error: str | None,
+    ) -> None:
+        values: dict[str, Any] = {
+            "status": status,
+            "attempts": _DELIVERIES.c.attempts + 1,
+            "next_attempt_at": next_attempt_at,
+            "lease_expires_at": None,
+            "last_status_code": status_code,
+            "last_error": error,
+        }
+        if status == "delivered":
+            values["delivered_at"] = now
+        elif status == "failed":
+            values["failed_at"] = now
+        await self.session.execute(
+            update(_DELIVERIES)
+            .where(
+                _DELIVERIES.c.event_id == event_id,
+                _DELIVERIES.c.endpoint_id == endpoint_id,
+                _DELIVERIES.c.status == "pending",
+            )
+            .values(values)
+        )
+
+    def log(self, attempt: WebhookAttempt) -> None:
+        self.session.add(attempt)
+
+    async def count_failure(self, endpoint_id: str, *, failed: bool) -> int:
+        """Deliveries failed in a row at this endpoint, after this one."""
+        await self.session.execute(
+            update(_ENDPOINTS)
+            .where(_ENDPOINTS.c.id == endpoint_id)
+            .values(failures=_ENDPOINTS.c.failures + 1 if failed else 0)
+        )
+        result = await self.session.execute(
+            select(_ENDPOINTS.c.failures).where(_ENDPOINTS.c.id == endpoint_id)
+        )
+        return int(result.scalar_one())
+
+    async def disable(self, endpoint_id: str, reason: str, now: datetime) -> None:
+        await self.session.execute(
+            update(_ENDPOINTS)
+            .where(_ENDPOINTS.c.id == endpoint_id)
+            .values(enabled=False, disabled_reason=reason, updated_at=now)
+        )

@@ -1,0 +1,194 @@
+"""Delivering webhooks: claim due deliveries under a lease, POST each signed, record the answer.
+
+A 2xx within the timeout is delivered. Anything else is tried again with exponential backoff
+and jitter until the delivery is ``WEBHOOK_MAX_AGE_SECONDS`` old, then it fails; an endpoint
+whose deliveries keep failing for good is disabled. The events of one resource (a message, a
+contact) reach an endpoint in order: the next waits until the one before is delivered or has
+failed for good (the claim's rule). Redirects are not followed and only the
+first bytes of an answer are read. A crash between sending and recording sends again after
+the lease: receivers drop the duplicate by ``X-Textbridge-Event-Id``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+import orjson
+import structlog
+
+from textbridge.db import Database
+from textbridge.kit.clock import utcnow
+from textbridge.kit.ids import new_id
+from textbridge.kit.secrets import sign_webhook
+from textbridge.models import WebhookAttempt
+from textbridge.settings import Settings
+from textbridge.webhooks.guard import DestinationRefused, check_destination
+from textbridge.webhooks.repository import WebhookRepository
+
+log = structlog.get_logger(__name__)
+
+_ANSWER_LIMIT = 4096  # bytes of a receiver's answer kept for the log
+_CONCURRENT = 32  # requests in flight per process
+
+
+def payload(event_id: str, kind: str, at: datetime, data: dict[str, Any]) -> bytes:
+    """The native payload: a stable id, the type, when, and the resource."""
+    return orjson.dumps({"id": event_id, "type": kind, "created_at": at.isoformat(), "data": data})
+
+
+def signed_headers(secret: str, event_id: str, body: bytes, timestamp: int) -> dict[str, str]:
+    return {
+        "content-type": "application/json",
+        "user-agent": "Textbridge-Webhooks/1",
+        "x-textbridge-event-id": event_id,
+        "x-textbridge-timestamp": str(timestamp),
+        "x-textbridge-signature": "v1=" + sign_webhook(secret, timestamp, body),
+    }
+
+
+class WebhookSender:
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self.db = db
+        self.settings = settings
+        self.wakeup = asyncio.Event()
+
+    async def run(self) -> None:
+        async with httpx.AsyncClient(
+            follow_redirects=False,
+            timeout=self.settings.webhook_timeout_seconds,
+            limits=httpx.Limits(max_connections=64),
+        ) as http:
+            while True:
+                try:
+                    handled = await self.send_once(http)
+                except Exception:
+                    log.exception("webhook round failed")
+                    handled = 0
+                    await asyncio.sleep(1.0)
+                if handled == 0:
+                    self.wakeup.clear()
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(self.settings.webhook_poll_seconds):
+                            await self.wakeup.wait()
+
+    async def send_once(self, http: httpx.AsyncClient) -> int:
+        now = utcnow()
+        lease = now + timedelta(seconds=self.settings.webhook_timeout_seconds * 3 + 30)
+
+        async def claim(session: Any) -> Any:
+            return await WebhookRepository(session).claim(
+                now, lease, self.settings.webhook_batch_size
+            )
+
+        rows = await self.db.run(claim)
+        # Each row is the first pending event of its resource at its endpoint: all can go at
+        # once.
+        gate = asyncio.Semaphore(_CONCURRENT)
+
+        async def deliver(row: Any) -> None:
+            async with gate:
+                await self._deliver(http, row)
+
+        await asyncio.gather(*(deliver(row) for row in rows))
+        return len(rows)
+
+    async def _deliver(self, http: httpx.AsyncClient, row: Any) -> None:
+        body = payload(row.event_id, row.type, row.event_at, row.data)
+        started = time.monotonic()
+        status_code: int | None = None
+        error: str | None = None
+        try:
+            await check_destination(row.url, allow_private=self.settings.webhook_allow_private)
+            timestamp = int(time.time())
+            request = http.build_request(
+                "POST",
+                row.url,
+                content=body,
+                headers=signed_headers(row.secret, row.event_id, body, timestamp),
+            )
+            response = await http.send(request, stream=True)
+            try:
+                status_code = response.status_code
+                read = 0
+                async for chunk in response.aiter_raw():
+                    read += len(chunk)
+                    if read >= _ANSWER_LIMIT:
+                        break
+            finally:
+                await response.aclose()
+            if not 200 <= status_code < 300:
+                error = f"answered {status_code}"
+        except DestinationRefused as exc:
+            error = str(exc)
+        except httpx.TimeoutException:
+            error = f"no answer within {self.settings.webhook_timeout_seconds:g} s"
+        except httpx.HTTPError as exc:
+            error = f"{type(exc).__name__}: {exc}"[:255]
+        await self._record(row, error is None, status_code, error, time.monotonic() - started)
+
+    async def _record(
+        self, row: Any, delivered: bool, status_code: int | None, error: str | None, took: float
+    ) -> None:
+        now = utcnow()
+        settings = self.settings
+        age = (now - row.created_at).total_seconds()
+        if delivered:
+            status, next_at = "delivered", now
+        elif age >= settings.webhook_max_age_seconds:
+            status, next_at = "failed", now
+        else:
+            ceiling = min(
+                settings.webhook_retry_max_seconds,
+                settings.webhook_retry_base_seconds * 2**row.attempts,
+            )
+            status, next_at = (
+                "pending",
+                now + timedelta(seconds=random.uniform(ceiling / 2, ceiling)),
+            )
+
+        async def write(session: Any) -> None:
+            repository = WebhookRepository(session)
+            await repository.settle(
+                row.event_id,
+                row.endpoint_id,
+                status=status,
+                now=now,
+                next_attempt_at=next_at,
+                status_code=status_code,
+                error=error,
+            )
+            repository.log(
+                WebhookAttempt(
+                    id=new_id(),
+                    event_id=row.event_id,
+                    endpoint_id=row.endpoint_id,
+                    at=now,
+                    duration_ms=int(took * 1000),
+                    status_code=status_code,
+                    error=error,
+                )
+            )
+            if status != "pending":
+                failures = await repository.count_failure(row.endpoint_id, failed=not delivered)
+                if failures >= settings.webhook_disable_after:
+                    await repository.disable(
+                        row.endpoint_id,
+                        f"{failures} deliveries in a row failed for good; the last: {error}"[:255],
+                        now,
+                    )
+                    log.warning("webhook endpoint disabled", endpoint_id=row.endpoint_id)
+
+        await self.db.run(write)
+        if status == "failed":
+            log.warning(
+                "webhook delivery failed",
+                endpoint_id=row.endpoint_id,
+                event_id=row.event_id,
+                error=error,
+            )

@@ -1,0 +1,252 @@
+"""Webhooks to a real HTTP receiver on 127.0.0.1: signed payloads, retries until a 2xx, the
+delivery log, and the guard against internal addresses."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import client_of
+from textbridge.kit.secrets import verify_webhook
+from textbridge.settings import Settings
+
+SENT = ["message.sent"]
+
+
+@dataclass
+class Receiver:
+    """A real server: answers each request with the next scripted status (200 when the script
+    is used up) and keeps what it received."""
+
+    statuses: list[int] = field(default_factory=list)
+    received: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+    url: str = ""
+
+    def bodies(self) -> list[dict[str, Any]]:
+        return [json.loads(body) for _, body in self.received]
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    state = Receiver()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("content-length", 0)))
+            state.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
+            status = state.statuses.pop(0) if state.statuses else 200
+            self.send_response(status)
+            self.send_header("content-length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    state.url = f"http://127.0.0.1:{server.server_address[1]}/hooks"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+async def until(condition: Any, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out")
+        await asyncio.sleep(0.02)
+
+
+async def subscribe(client: httpx.AsyncClient, url: str, **extra: Any) -> dict[str, Any]:
+    answer = await client.post(
+        "/v1/webhooks", json={"url": url, "events": ["contact.tag_changed"], **extra}
+    )
+    assert answer.status_code == 201, answer.text
+    created: dict[str, Any] = answer.json()
+    return created
+
+
+async def test_a_tag_change_arrives_once_signed(
+    tenant: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    endpoint = await subscribe(tenant, receiver.url)
+    assert endpoint["secret"].startswith("whsec_")
+    listed = (await tenant.get("/v1/webhooks")).json()
+    assert "secret" not in listed[0]
+    assert listed[0]["secret_prefix"] == endpoint["secret"][:10]
+
+    await tenant.post(
+        "/textlink/api/update-contact-tag", json={"phone_number": "+381690156360", "tag": "Warm"}
+    )
+    await until(lambda: len(receiver.received) == 1)
+    headers, body = receiver.received[0]
+    assert headers["content-type"] == "application/json"
+    assert verify_webhook(
+        endpoint["secret"],
+        body,
+        headers["x-textbridge-timestamp"],
+        headers["x-textbridge-signature"],
+    )
+    assert not verify_webhook(
+        "another secret", body, headers["x-textbridge-timestamp"], headers["x-textbridge-signature"]
+    )
+    event = json.loads(body)
+    assert event["id"] == headers["x-textbridge-event-id"]
+    assert event["type"] == "contact.tag_changed"
+    assert (event["data"]["phone"], event["data"]["old_tag"], event["data"]["tag"]) == (
+        "+381690156360",
+        None,
+        "Warm",
+    )
+    [listed_event] = (await tenant.get("/v1/events")).json()["data"]
+    assert listed_event["id"] == event["id"]
+    await asyncio.sleep(0.3)
+    assert len(receiver.received) == 1  # once
+
+
+async def test_a_failing_receiver_gets_it_again_until_it_answers_2xx(
+    tenant: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    receiver.statuses = [500, 503, 404]
+    endpoint = await subscribe(tenant, receiver.url)
+    await tenant.post("/v1/contacts", json={"phone": "+14155550100", "tag": "cold"})
+    await until(lambda: len(receiver.received) == 4)
+    ids = {headers["x-textbridge-event-id"] for headers, _ in receiver.received}
+    assert len(ids) == 1  # the same event each time
+    answer = await tenant.get(f"/v1/webhooks/{endpoint['id']}/deliveries")
+    [delivery] = answer.json()["data"]
+
+    async def delivered() -> dict[str, Any]:
+        data: dict[str, Any] = (
+            await tenant.get(f"/v1/webhooks/{endpoint['id']}/deliveries")
+        ).json()["data"][0]
+        return data
+
+    deadline = time.monotonic() + 5
+    while (delivery := await delivered())["status"] != "delivered":
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.05)
+    assert [a["status_code"] for a in delivery["attempts"]] == [500, 503, 404, 200]
+    assert delivery["attempts"][0]["error"] == "answered 500"
+    await asyncio.sleep(0.3)
+    assert len(receiver.received) == 4  # exactly once after the 2xx
+
+
+async def test_a_receiver_that_is_down_gets_everything_when_it_is_back(
+    tenant: httpx.AsyncClient, receiver: Receiver, free_port: Any
+) -> None:
+    # Nobody listens on this port yet: connection refused, again and again.
+    port = free_port()
+    endpoint = await subscribe(tenant, f"http://127.0.0.1:{port}/hooks")
+    for index in range(20):
+        await tenant.post("/v1/contacts", json={"phone": f"+1415555{index:04d}", "tag": "new"})
+    await asyncio.sleep(0.5)
+    deliveries = (await tenant.get(f"/v1/webhooks/{endpoint['id']}/deliveries")).json()["data"]
+    assert len(deliveries) == 20
+    assert {d["status"] for d in deliveries} == {"pending"}
+    assert all(d["attempts"] for d in deliveries)  # each tried, each refused
+    assert {a["status_code"] for d in deliveries for a in d["attempts"]} == {None}
+    # It comes back (at the receiver's address).
+    await tenant.patch(f"/v1/webhooks/{endpoint['id']}", json={"url": receiver.url})
+    await until(lambda: len(receiver.received) >= 20)
+    phones = sorted(body["data"]["phone"] for body in receiver.bodies())
+    assert phones == [f"+1415555{index:04d}" for index in range(20)]  # none lost, none twice
+
+
+async def test_one_resources_events_arrive_in_order(
+    tenant: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    receiver.statuses = [500, 500]  # the first event fails twice: the later ones must wait
+    await subscribe(tenant, receiver.url)
+    contact = (
+        await tenant.post("/v1/contacts", json={"phone": "+14155550100", "tag": "t0"})
+    ).json()
+    for index in range(1, 6):
+        await tenant.patch(f"/v1/contacts/{contact['id']}", json={"tag": f"t{index}"})
+    await until(lambda: len(receiver.received) == 8)
+    tags = [body["data"]["tag"] for body in receiver.bodies()]
+    assert tags == ["t0", "t0", "t0", "t1", "t2", "t3", "t4", "t5"]
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "words"),
+    [
+        ({"url": "ftp://example.com/x", "events": ["contact.tag_changed"]}, "url", "http"),
+        (
+            {"url": "https://example.com/" + "x" * 300, "events": ["contact.tag_changed"]},
+            "url",
+            "at most 300",
+        ),
+        ({"url": "https://example.com/", "events": []}, "events", "at least one"),
+        (
+            {"url": "https://example.com/", "events": ["message.sent", "nope"]},
+            "events[1]",
+            "not an event type",
+        ),
+        (
+            {"url": "https://example.com/", "events": ["message.sent"], "secret": "short"},
+            "secret",
+            "8 to 128",
+        ),
+        ({"url": "https://user:pw@example.com/", "events": ["message.sent"]}, "url", "password"),
+    ],
+)
+async def test_bad_webhooks_are_refused_naming_the_field(
+    tenant: httpx.AsyncClient, body: dict[str, Any], field: str, words: str
+) -> None:
+    answer = await tenant.post("/v1/webhooks", json=body)
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"]["field"] == field
+    assert words in answer.json()["error"]["message"]
+    assert (await tenant.get("/v1/webhooks")).json() == []
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:9/hooks",
+        "http://localhost/hooks",
+        "http://10.1.2.3/hooks",
+        "http://169.254.169.254/latest/meta-data",
+        "http://[::1]/hooks",
+        "http://192.168.1.1/",
+    ],
+)
+async def test_internal_addresses_are_refused_unless_allowed(settings: Settings, url: str) -> None:
+    async with client_of(settings, webhook_allow_private=False) as guarded:
+        answer = await guarded.post("/v1/webhooks", json={"url": url, "events": ["message.sent"]})
+        assert answer.status_code == 400, answer.text
+        assert answer.json()["error"]["field"] == "url"
+        assert "private or internal" in answer.json()["error"]["message"]
+
+
+async def test_webhooks_belong_to_their_account(
+    client: httpx.AsyncClient, tenant: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    theirs = await subscribe(client, receiver.url)
+    for attempt in [
+        tenant.get(f"/v1/webhooks/{theirs['id']}"),
+        tenant.patch(f"/v1/webhooks/{theirs['id']}", json={"enabled": False}),
+        tenant.delete(f"/v1/webhooks/{theirs['id']}"),
+        tenant.get(f"/v1/webhooks/{theirs['id']}/deliveries"),
+    ]:
+        assert (await attempt).status_code == 404
+    # The tenant's tag changes never reach the admin's endpoint.
+    await tenant.post("/v1/contacts", json={"phone": "+14155550100", "tag": "x"})
+    await asyncio.sleep(0.3)
+    assert receiver.received == []
+    assert (await client.get(f"/v1/webhooks/{theirs['id']}")).json()["enabled"] is True
