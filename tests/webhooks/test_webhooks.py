@@ -167,6 +167,21 @@ async def test_a_receiver_that_is_down_gets_everything_when_it_is_back(
     assert phones == [f"+1415555{index:04d}" for index in range(20)]  # none lost, none twice
 
 
+async def test_a_disabled_endpoint_gets_nothing_until_enabled(
+    tenant: httpx.AsyncClient, receiver: Receiver, free_port: Any
+) -> None:
+    endpoint = await subscribe(tenant, f"http://127.0.0.1:{free_port()}/down")
+    await tenant.post("/v1/contacts", json={"phone": "+14155550100", "tag": "a"})
+    answer = await tenant.patch(
+        f"/v1/webhooks/{endpoint['id']}", json={"enabled": False, "url": receiver.url}
+    )
+    assert answer.json()["enabled"] is False
+    await asyncio.sleep(0.5)
+    assert receiver.received == []  # pending, held back
+    await tenant.patch(f"/v1/webhooks/{endpoint['id']}", json={"enabled": True})
+    await until(lambda: len(receiver.received) == 1)
+
+
 async def test_one_resources_events_arrive_in_order(
     tenant: httpx.AsyncClient, receiver: Receiver
 ) -> None:

@@ -116,6 +116,10 @@ class WebhookRepository:
             .where(
                 _DELIVERIES.c.status == "pending",
                 _DELIVERIES.c.next_attempt_at <= now,
+                # A disabled endpoint's deliveries wait until it is enabled again.
+                _DELIVERIES.c.endpoint_id.in_(
+                    select(_ENDPOINTS.c.id).where(_ENDPOINTS.c.enabled.is_(True))
+                ),
                 or_(
                     _DELIVERIES.c.lease_expires_at.is_(None),
                     _DELIVERIES.c.lease_expires_at < now,

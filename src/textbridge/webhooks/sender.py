@@ -12,7 +12,6 @@ the lease: receivers drop the duplicate by ``X-Textbridge-Event-Id``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import time
 from datetime import datetime, timedelta
@@ -56,7 +55,6 @@ class WebhookSender:
     def __init__(self, db: Database, settings: Settings) -> None:
         self.db = db
         self.settings = settings
-        self.wakeup = asyncio.Event()
 
     async def run(self) -> None:
         async with httpx.AsyncClient(
@@ -72,10 +70,7 @@ class WebhookSender:
                     handled = 0
                     await asyncio.sleep(1.0)
                 if handled == 0:
-                    self.wakeup.clear()
-                    with contextlib.suppress(TimeoutError):
-                        async with asyncio.timeout(self.settings.webhook_poll_seconds):
-                            await self.wakeup.wait()
+                    await asyncio.sleep(self.settings.webhook_poll_seconds)
 
     async def send_once(self, http: httpx.AsyncClient) -> int:
         now = utcnow()
