@@ -16,6 +16,8 @@ import httpx
 import pytest
 
 from tests.conftest import client_of
+from tests.verify.test_verifications import code_of
+from textbridge.db import Database
 from textbridge.kit.secrets import verify_webhook
 from textbridge.settings import Settings
 
@@ -265,3 +267,86 @@ async def test_webhooks_belong_to_their_account(
     await asyncio.sleep(0.3)
     assert receiver.received == []
     assert (await client.get(f"/v1/webhooks/{theirs['id']}")).json()["enabled"] is True
+
+
+ALL_MESSAGE_EVENTS = [
+    "message.sent",
+    "message.delivered",
+    "message.failed",
+    "message.expired",
+    "message.received",
+]
+
+
+async def test_message_events_carry_the_message_at_each_status(
+    tenant: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    await tenant.post("/v1/webhooks", json={"url": receiver.url, "events": ALL_MESSAGE_EVENTS})
+    ok = (
+        await tenant.post(
+            "/v1/messages", json={"to": "+14155550100", "text": "hi", "custom_id": "c-1"}
+        )
+    ).json()
+    failing = (await tenant.post("/v1/messages", json={"to": "+14155550192", "text": "no"})).json()
+    await tenant.post("/v1/simulator/inbound", json={"from": "+14155550123", "text": "hello"})
+    ok_id, failing_id = ok["messages"][0]["id"], failing["messages"][0]["id"]
+
+    def of(message_id: str) -> list[tuple[str, str]]:
+        return [
+            (body["type"], body["data"]["status"])
+            for body in receiver.bodies()
+            if body["data"]["id"] == message_id
+        ]
+
+    await until(lambda: len(of(ok_id)) == 2 and len(of(failing_id)) == 2)
+    assert of(ok_id) == [("message.sent", "sent"), ("message.delivered", "delivered")]
+    assert of(failing_id) == [("message.sent", "sent"), ("message.failed", "failed")]
+    sent = next(
+        b for b in receiver.bodies() if b["type"] == "message.sent" and b["data"]["id"] == ok_id
+    )
+    assert (sent["data"]["to"], sent["data"]["text"], sent["data"]["custom_id"]) == (
+        "+14155550100",
+        "hi",
+        "c-1",
+    )
+    received = [b for b in receiver.bodies() if b["type"] == "message.received"]
+    assert [(b["data"]["from"], b["data"]["text"]) for b in received] == [("+14155550123", "hello")]
+    # Every event is also in the account's event list.
+    listed = {
+        e["id"] for e in (await tenant.get("/v1/events", params={"limit": 50})).json()["data"]
+    }
+    assert {b["id"] for b in receiver.bodies()} <= listed
+
+
+async def test_an_opted_out_recipient_is_a_failed_message_event(
+    tenant: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    await tenant.post("/v1/webhooks", json={"url": receiver.url, "events": ["message.failed"]})
+    await tenant.post("/v1/contacts", json={"phone": "+14155550100", "opted_out": True})
+    await tenant.post("/v1/messages", json={"to": "+14155550100", "text": "sale"})
+    await until(lambda: len(receiver.received) == 1)
+    data = receiver.bodies()[0]["data"]
+    assert (data["status"], data["error"]["code"]) == ("failed", "opted_out")
+
+
+async def test_an_approved_verification_is_an_event(
+    tenant: httpx.AsyncClient, receiver: Receiver, db: Database, settings: Settings
+) -> None:
+    await tenant.post(
+        "/v1/webhooks", json={"url": receiver.url, "events": ["verification.approved"]}
+    )
+    started = (await tenant.post("/v1/verifications", json={"phone": "+381690156360"})).json()
+    wrong = await tenant.post(
+        "/v1/verifications/check", json={"verification_id": started["id"], "code": "000000"}
+    )
+    assert wrong.status_code == 200
+    code = await code_of(db, settings, started["id"])
+    checked = await tenant.post(
+        "/v1/verifications/check", json={"verification_id": started["id"], "code": code}
+    )
+    assert checked.json()["valid"] is True, checked.text
+    await until(lambda: len(receiver.received) == 1)
+    event = receiver.bodies()[0]
+    assert event["type"] == "verification.approved"
+    assert (event["data"]["id"], event["data"]["phone"]) == (started["id"], "+381690156360")
+    assert code not in receiver.received[0][1].decode()  # the code is in no payload

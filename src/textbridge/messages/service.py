@@ -23,6 +23,7 @@ from textbridge.contacts.service import contacts, template_values
 from textbridge.db import Database
 from textbridge.db.engine import after_commit
 from textbridge.errors import Conflict, NotFound, ValidationFailed
+from textbridge.events.service import EventType, event, record, record_for_messages
 from textbridge.idempotency.service import StoredAnswer
 from textbridge.kit.clock import as_utc, utcnow
 from textbridge.kit.encoding import segment
@@ -324,6 +325,17 @@ class MessageService:
             "received_at": sms.received_at,
         }
         await MessageRepository(session).insert_many([row])
+        await record(
+            session,
+            [
+                event(
+                    account_id=sms.account_id,
+                    type=EventType.MESSAGE_RECEIVED,
+                    subject_id=str(row["id"]),
+                    data={"status": "received"},
+                )
+            ],
+        )
         account = await accounts.get(session, sms.account_id)
         await contacts.apply_keyword(session, account, phone, text, sms.received_at)
         after_commit(session, MESSAGES_RECEIVED.inc)
@@ -455,6 +467,14 @@ class MessageService:
             else:
                 failures[(result.error_code, result.error_message)].append(result.message_id)
         await repository.mark_sent(owner, now, sent)
+        # Under our lease every one of them moved (if the lease had lapsed and another worker
+        # sent it too, the message was in fact sent twice, and says so twice).
+        await record_for_messages(
+            session,
+            EventType.MESSAGE_SENT,
+            [message_id for message_id, _, _ in sent],
+            {"status": "sent"},
+        )
         await repository.requeue(owner, now, retries)
         _count_after_commit(session, MessageStatus.SENT, len(sent))
         for (code, text), ids in failures.items():
@@ -509,13 +529,26 @@ class MessageService:
     async def _settle(
         self, session: AsyncSession, finished: list[Finished], status: MessageStatus
     ) -> None:
-        """Refund messages that reached a final status without being delivered."""
+        """Refund messages that reached a final status without being delivered; the events of
+        the change."""
+        kind = _EVENT_OF_STATUS.get(status)
+        if kind is not None:
+            await record_for_messages(
+                session, kind, [f.id for f in finished], {"status": status.value}
+            )
         if status is not MessageStatus.DELIVERED:
             await billing.refund(
                 session,
                 (Refund(f.account_id, f.id, f.price_micros, status.value) for f in finished),
             )
         _count_after_commit(session, status, len(finished))
+
+
+_EVENT_OF_STATUS = {
+    MessageStatus.DELIVERED: EventType.MESSAGE_DELIVERED,
+    MessageStatus.FAILED: EventType.MESSAGE_FAILED,
+    MessageStatus.EXPIRED: EventType.MESSAGE_EXPIRED,
+}
 
 
 def _count_after_commit(session: AsyncSession, status: MessageStatus, count: int) -> None:

@@ -29,6 +29,7 @@ from textbridge.billing.service import Charge, billing
 from textbridge.contacts.service import contacts
 from textbridge.db import Database
 from textbridge.errors import TextbridgeError
+from textbridge.events.service import EventType, record_for_messages
 from textbridge.idempotency.service import StoredAnswer, idempotency
 from textbridge.messages.repository import MessageRepository
 from textbridge.metrics import MESSAGES_ACCEPTED
@@ -210,8 +211,15 @@ async def _apply(
     if rows:
         repository = MessageRepository(session)
         if refused:  # their rows have three more columns: one insert per shape
+            refusals_ = [row for row in rows if "error_code" in row]
             await repository.insert_many([row for row in rows if "error_code" not in row])
-            await repository.insert_many([row for row in rows if "error_code" in row])
+            await repository.insert_many(refusals_)
+            await record_for_messages(
+                session,
+                EventType.MESSAGE_FAILED,
+                [row["id"] for row in refusals_],
+                {"status": "failed"},
+            )
         else:
             await repository.insert_many(rows)
         await repository.insert_bulk_jobs(jobs)

@@ -31,6 +31,7 @@ from textbridge.accounts.service import Principal, accounts
 from textbridge.channels import Channels
 from textbridge.db import Database
 from textbridge.errors import NotFound, TooManyRequests, ValidationFailed
+from textbridge.events.service import EventType, event, record
 from textbridge.kit.clock import utcnow
 from textbridge.kit.ids import new_id
 from textbridge.kit.phone import InvalidPhoneNumber, number_type, parse_phone
@@ -277,6 +278,19 @@ class VerificationService:
             if await repository.set_status(verification.id, VerificationStatus.APPROVED, now=now):
                 verification.status = VerificationStatus.APPROVED
                 verification.approved_at = now
+                approved = event(
+                    account_id=verification.account_id,
+                    type=EventType.VERIFICATION_APPROVED,
+                    subject_id=verification.id,
+                    data={
+                        "id": verification.id,
+                        "phone": verification.phone,
+                        "service": verification.service,
+                        "status": VerificationStatus.APPROVED.value,
+                        "approved_at": now.isoformat(),
+                    },
+                )
+                await record(session, [approved])
                 return CheckResult(True, verification)
             return CheckResult(False, verification)  # a parallel check settled it first
         if attempts >= settings.verify_max_checks:

@@ -162,6 +162,7 @@ class WebhookRepository:
             select(
                 _DELIVERIES.c.event_id,
                 _DELIVERIES.c.endpoint_id,
+                _DELIVERIES.c.subject_id,
                 _DELIVERIES.c.attempts,
                 _DELIVERIES.c.created_at,
                 _EVENTS.c.type,

@@ -20,12 +20,14 @@ from typing import Any
 import httpx
 import orjson
 import structlog
+from sqlalchemy import select
 
 from textbridge.db import Database
 from textbridge.kit.clock import utcnow
 from textbridge.kit.ids import new_id
 from textbridge.kit.secrets import sign_webhook
-from textbridge.models import WebhookAttempt
+from textbridge.messages.schemas import MessageOut
+from textbridge.models import Message, WebhookAttempt
 from textbridge.settings import Settings
 from textbridge.webhooks.guard import DestinationRefused, check_destination
 from textbridge.webhooks.repository import WebhookRepository
@@ -82,19 +84,37 @@ class WebhookSender:
             )
 
         rows = await self.db.run(claim)
+        resources = await self._messages(
+            [r.subject_id for r in rows if r.type.startswith("message.")]
+        )
         # Each row is the first pending event of its resource at its endpoint: all can go at
         # once.
         gate = asyncio.Semaphore(_CONCURRENT)
 
         async def deliver(row: Any) -> None:
+            data = row.data
+            if row.subject_id in resources:  # the message, as the API shows it, at this status
+                data = {**resources[row.subject_id], **row.data}
             async with gate:
-                await self._deliver(http, row)
+                await self._deliver(http, row, payload(row.event_id, row.type, row.event_at, data))
 
         await asyncio.gather(*(deliver(row) for row in rows))
         return len(rows)
 
-    async def _deliver(self, http: httpx.AsyncClient, row: Any) -> None:
-        body = payload(row.event_id, row.type, row.event_at, row.data)
+    async def _messages(self, ids: list[str]) -> dict[str, dict[str, Any]]:
+        if not ids:
+            return {}
+
+        async def load(session: Any) -> dict[str, dict[str, Any]]:
+            result = await session.execute(select(Message).where(Message.id.in_(ids)))
+            return {
+                message.id: MessageOut.of(message).model_dump(mode="json", by_alias=True)
+                for message in result.scalars()
+            }
+
+        return await self.db.run(load)
+
+    async def _deliver(self, http: httpx.AsyncClient, row: Any, body: bytes) -> None:
         started = time.monotonic()
         status_code: int | None = None
         error: str | None = None
