@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import client_of
+from tests.conftest import client_of, wait_for
 from tests.verify.test_verifications import code_of
 from textbridge.db import Database
 from textbridge.kit.secrets import verify_webhook
@@ -350,3 +350,18 @@ async def test_an_approved_verification_is_an_event(
     assert event["type"] == "verification.approved"
     assert (event["data"]["id"], event["data"]["phone"]) == (started["id"], "+381690156360")
     assert code not in receiver.received[0][1].decode()  # the code is in no payload
+
+
+async def test_message_events_are_kept_only_for_accounts_that_want_them(
+    tenant: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    first = (await tenant.post("/v1/messages", json={"to": "+14155550100", "text": "a"})).json()
+    await wait_for(tenant, first["messages"][0]["id"])
+    assert (await tenant.get("/v1/events")).json()["data"] == []
+    await tenant.post("/v1/webhooks", json={"url": receiver.url, "events": ["message.delivered"]})
+    second = (await tenant.post("/v1/messages", json={"to": "+14155550100", "text": "b"})).json()
+    await until(lambda: len(receiver.received) == 1)
+    events = (await tenant.get("/v1/events")).json()["data"]
+    assert [(e["type"], e["subject_id"]) for e in events] == [
+        ("message.delivered", second["messages"][0]["id"])
+    ]

@@ -46,6 +46,7 @@ _TABLE = cast(Table, Message.__table__)  # Core table, for executemany updates b
 
 _CLAIM_COLUMNS = (
     Message.id,
+    Message.account_id,
     Message.phone,
     Message.sender,
     Message.type,

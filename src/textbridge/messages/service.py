@@ -447,9 +447,11 @@ class MessageService:
         channel: str,
         results: Iterable[SendResult],
         attempts: dict[str, int],
+        accounts: dict[str, str],
         settings: Settings,
     ) -> None:
-        """Apply a channel's answers to messages this worker holds the lease on."""
+        """Apply a channel's answers to messages this worker holds the lease on (``attempts``
+        and ``accounts``: each message's, from the claim)."""
         now = utcnow()
         repository = MessageRepository(session)
         sent: list[tuple[str, str, str | None]] = []
@@ -472,7 +474,7 @@ class MessageService:
         await record_for_messages(
             session,
             EventType.MESSAGE_SENT,
-            [message_id for message_id, _, _ in sent],
+            [(message_id, accounts[message_id]) for message_id, _, _ in sent],
             {"status": "sent"},
         )
         await repository.requeue(owner, now, retries)
@@ -534,7 +536,7 @@ class MessageService:
         kind = _EVENT_OF_STATUS.get(status)
         if kind is not None:
             await record_for_messages(
-                session, kind, [f.id for f in finished], {"status": status.value}
+                session, kind, [(f.id, f.account_id) for f in finished], {"status": status.value}
             )
         if status is not MessageStatus.DELIVERED:
             await billing.refund(

@@ -107,6 +107,7 @@ class Dispatcher:
             return 0
         by_channel: dict[str, list[OutboundMessage]] = defaultdict(list)
         attempts: dict[str, int] = {}
+        accounts: dict[str, str] = {}
         unroutable: list[SendResult] = []
         for row in claimed:
             message = OutboundMessage(
@@ -121,6 +122,7 @@ class Dispatcher:
                 extra=row.extra,
             )
             attempts[row.id] = row.attempts
+            accounts[row.id] = row.account_id
             channel = self.channels.get(row.channel) if row.channel else None
             channel = channel or self.channels.route(message.type)
             if channel is None:
@@ -142,6 +144,7 @@ class Dispatcher:
                     channel=name,
                     results=results,
                     attempts=attempts,
+                    accounts=accounts,
                     settings=self.settings,
                 )
 

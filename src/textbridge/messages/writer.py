@@ -217,7 +217,7 @@ async def _apply(
             await record_for_messages(
                 session,
                 EventType.MESSAGE_FAILED,
-                [row["id"] for row in refusals_],
+                [(row["id"], row["account_id"]) for row in refusals_],
                 {"status": "failed"},
             )
         else:

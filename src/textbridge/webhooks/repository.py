@@ -55,6 +55,22 @@ async def fan_out(session: AsyncSession, event_ids: Sequence[str]) -> None:
     await session.execute(insert(_DELIVERIES).from_select(columns, wanted))
 
 
+async def subscribed(session: AsyncSession, account_ids: set[str], kind: str) -> set[str]:
+    """Which of the accounts have an enabled endpoint that wants ``kind``."""
+    if not account_ids:
+        return set()
+    result = await session.execute(
+        select(_ENDPOINTS.c.account_id)
+        .where(
+            _ENDPOINTS.c.account_id.in_(account_ids),
+            _ENDPOINTS.c.enabled.is_(True),
+            _ENDPOINTS.c.events.contains(f",{kind},", autoescape=True),
+        )
+        .distinct()
+    )
+    return set(result.scalars())
+
+
 class WebhookRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
