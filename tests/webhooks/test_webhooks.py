@@ -365,3 +365,40 @@ async def test_message_events_are_kept_only_for_accounts_that_want_them(
     assert [(e["type"], e["subject_id"]) for e in events] == [
         ("message.delivered", second["messages"][0]["id"])
     ]
+
+
+async def test_test_webhooks_sends_a_signed_sample_of_each_event(
+    tenant: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    receiver.statuses = [200, 500]
+    events = ["message.received", "contact.tag_changed"]
+    endpoint = (
+        await tenant.post("/v1/webhooks", json={"url": receiver.url, "events": events})
+    ).json()
+    answer = await tenant.post(f"/v1/webhooks/{endpoint['id']}/test")
+    assert answer.status_code == 200, answer.text
+    assert [(r["type"], r["status_code"], r["error"]) for r in answer.json()] == [
+        ("message.received", 200, None),
+        ("contact.tag_changed", 500, "answered 500"),
+    ]
+    for headers, body in receiver.received:
+        stamp, signature = headers["x-textbridge-timestamp"], headers["x-textbridge-signature"]
+        assert verify_webhook(endpoint["secret"], body, stamp, signature)
+    assert [b["data"]["sample"] for b in receiver.bodies()] == [True, True]
+    assert (await tenant.get(f"/v1/webhooks/{endpoint['id']}/deliveries")).json()["data"] == []
+
+
+async def test_a_delivery_can_be_sent_again_by_hand(
+    tenant: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    endpoint = await subscribe(tenant, receiver.url)
+    await tenant.post("/v1/contacts", json={"phone": "+14155550100", "tag": "x"})
+    await until(lambda: len(receiver.received) == 1)
+    event_id = receiver.bodies()[0]["id"]
+    path = f"/v1/webhooks/{endpoint['id']}/deliveries/{event_id}/redeliver"
+    assert (await tenant.post(path)).status_code == 202
+    await until(lambda: len(receiver.received) == 2)
+    assert receiver.bodies()[1]["id"] == event_id  # the same event: receivers can tell
+    missing = await tenant.post(f"/v1/webhooks/{endpoint['id']}/deliveries/NOPE/redeliver")
+    assert missing.status_code == 404
+    assert missing.json()["error"]["field"] == "event_id"

@@ -173,3 +173,28 @@ async def list_deliveries(
         data=[DeliveryOut.of(d, attempts[d.event_id]) for d in shown],
         next_cursor=encode_cursor(shown[-1].event_id) if more else None,
     )
+
+
+@router.post("/{webhook_id}/deliveries/{event_id}/redeliver", status_code=202)
+async def redeliver(
+    webhook_id: str, event_id: str, session: SessionDep, caller: CallerDep
+) -> Response:
+    """Send one delivery again, now (with a new day of retries)."""
+    await webhooks.redeliver(session, caller, webhook_id, event_id)
+    return Response(status_code=202)
+
+
+class TestOut(BaseModel):
+    type: str
+    event_id: str
+    status_code: int | None
+    error: str | None
+
+
+@router.post("/{webhook_id}/test", response_model=list[TestOut])
+async def test_webhook(
+    webhook_id: str, session: SessionDep, caller: CallerDep, settings: SettingsDep
+) -> list[TestOut]:
+    """A sample of each event the endpoint wants, sent now and signed, with what came back."""
+    results = await webhooks.test(session, caller, webhook_id, settings)
+    return [TestOut.model_validate(result, from_attributes=True) for result in results]

@@ -237,6 +237,22 @@ class WebhookRepository:
             .values(values)
         )
 
+    async def redeliver(self, endpoint_id: str, event_id: str, now: datetime) -> bool:
+        """Due again now, whatever became of it; answers whether there is such a delivery."""
+        result = await self.session.execute(
+            update(_DELIVERIES)
+            .where(_DELIVERIES.c.endpoint_id == endpoint_id, _DELIVERIES.c.event_id == event_id)
+            .values(
+                status="pending",
+                next_attempt_at=now,
+                lease_expires_at=None,
+                delivered_at=None,
+                failed_at=None,
+                created_at=now,  # a new day of retries
+            )
+        )
+        return bool(getattr(result, "rowcount", 0))
+
     def log(self, attempt: WebhookAttempt) -> None:
         self.session.add(attempt)
 

@@ -53,17 +53,49 @@ def signed_headers(secret: str, event_id: str, body: bytes, timestamp: int) -> d
     }
 
 
+async def post(
+    http: httpx.AsyncClient, url: str, secret: str, event_id: str, body: bytes, settings: Settings
+) -> tuple[int | None, str | None]:
+    """One signed request: the status code, and what was wrong (``None`` for a 2xx)."""
+    try:
+        await check_destination(url, allow_private=settings.webhook_allow_private)
+        headers = signed_headers(secret, event_id, body, int(time.time()))
+        request = http.build_request("POST", url, content=body, headers=headers)
+        response = await http.send(request, stream=True)
+        try:
+            read = 0
+            async for chunk in response.aiter_raw():
+                read += len(chunk)
+                if read >= _ANSWER_LIMIT:
+                    break
+        finally:
+            await response.aclose()
+    except DestinationRefused as exc:
+        return None, str(exc)
+    except httpx.TimeoutException:
+        return None, f"no answer within {settings.webhook_timeout_seconds:g} s"
+    except httpx.HTTPError as exc:
+        return None, f"{type(exc).__name__}: {exc}"[:255]
+    if not 200 <= response.status_code < 300:
+        return response.status_code, f"answered {response.status_code}"
+    return response.status_code, None
+
+
+def http_client(settings: Settings) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        follow_redirects=False,
+        timeout=settings.webhook_timeout_seconds,
+        limits=httpx.Limits(max_connections=64),
+    )
+
+
 class WebhookSender:
     def __init__(self, db: Database, settings: Settings) -> None:
         self.db = db
         self.settings = settings
 
     async def run(self) -> None:
-        async with httpx.AsyncClient(
-            follow_redirects=False,
-            timeout=self.settings.webhook_timeout_seconds,
-            limits=httpx.Limits(max_connections=64),
-        ) as http:
+        async with http_client(self.settings) as http:
             while True:
                 try:
                     handled = await self.send_once(http)
@@ -116,35 +148,9 @@ class WebhookSender:
 
     async def _deliver(self, http: httpx.AsyncClient, row: Any, body: bytes) -> None:
         started = time.monotonic()
-        status_code: int | None = None
-        error: str | None = None
-        try:
-            await check_destination(row.url, allow_private=self.settings.webhook_allow_private)
-            timestamp = int(time.time())
-            request = http.build_request(
-                "POST",
-                row.url,
-                content=body,
-                headers=signed_headers(row.secret, row.event_id, body, timestamp),
-            )
-            response = await http.send(request, stream=True)
-            try:
-                status_code = response.status_code
-                read = 0
-                async for chunk in response.aiter_raw():
-                    read += len(chunk)
-                    if read >= _ANSWER_LIMIT:
-                        break
-            finally:
-                await response.aclose()
-            if not 200 <= status_code < 300:
-                error = f"answered {status_code}"
-        except DestinationRefused as exc:
-            error = str(exc)
-        except httpx.TimeoutException:
-            error = f"no answer within {self.settings.webhook_timeout_seconds:g} s"
-        except httpx.HTTPError as exc:
-            error = f"{type(exc).__name__}: {exc}"[:255]
+        status_code, error = await post(
+            http, row.url, row.secret, row.event_id, body, self.settings
+        )
         await self._record(row, error is None, status_code, error, time.monotonic() - started)
 
     async def _record(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,6 +18,7 @@ from textbridge.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from textbridge.settings import Settings
 from textbridge.webhooks.guard import DestinationRefused, check_destination
 from textbridge.webhooks.repository import WebhookRepository
+from textbridge.webhooks.sender import http_client, payload, post
 
 MAX_URL = 300  # TextLink's limit
 
@@ -139,6 +141,70 @@ class WebhookService:
         for attempt in await repository.attempts(endpoint_id, list(attempts)):
             attempts[attempt.event_id].append(attempt)
         return deliveries, attempts
+
+    async def redeliver(
+        self, session: AsyncSession, caller: Principal, endpoint_id: str, event_id: str
+    ) -> None:
+        """Send a delivery again (delivered or failed, or pending: then now)."""
+        await self.get(session, caller, endpoint_id)
+        if not await WebhookRepository(session).redeliver(endpoint_id, event_id, utcnow()):
+            raise NotFound(f"no delivery of event {event_id} to this webhook", field="event_id")
+
+    async def test(
+        self, session: AsyncSession, caller: Principal, endpoint_id: str, settings: Settings
+    ) -> list[TestResult]:
+        """A sample of each event the endpoint wants, sent now, signed like the real ones
+        (TextLink's "Test webhooks" button). Nothing is stored."""
+        endpoint = await self.get(session, caller, endpoint_id)
+        now = utcnow()
+        results = []
+        async with http_client(settings) as http:
+            for kind in event_types(endpoint):
+                event_id = new_id()
+                body = payload(event_id, kind, now, {"sample": True, **_SAMPLES.get(kind, {})})
+                status_code, error = await post(
+                    http, endpoint.url, endpoint.secret, event_id, body, settings
+                )
+                results.append(TestResult(kind, event_id, status_code, error))
+        return results
+
+
+@dataclass(frozen=True, slots=True)
+class TestResult:
+    type: str
+    event_id: str
+    status_code: int | None
+    error: str | None
+
+
+_MESSAGE_SAMPLE = {
+    "id": "01JSAMPLE0000000000000000",
+    "direction": "out",
+    "to": "+14155550100",
+    "from": None,
+    "text": "A sample message",
+    "custom_id": None,
+}
+_SAMPLES: dict[str, dict[str, Any]] = {
+    "message.sent": {**_MESSAGE_SAMPLE, "status": "sent"},
+    "message.delivered": {**_MESSAGE_SAMPLE, "status": "delivered"},
+    "message.failed": {**_MESSAGE_SAMPLE, "status": "failed"},
+    "message.expired": {**_MESSAGE_SAMPLE, "status": "expired"},
+    "message.received": {
+        **_MESSAGE_SAMPLE,
+        "direction": "in",
+        "to": None,
+        "from": "+14155550100",
+        "status": "received",
+    },
+    "contact.tag_changed": {
+        "phone": "+14155550100",
+        "name": "Ana Silva",
+        "old_tag": "cold",
+        "tag": "warm",
+    },
+    "verification.approved": {"phone": "+14155550100", "service": "", "status": "approved"},
+}
 
 
 webhooks = WebhookService()
