@@ -59,7 +59,7 @@ _RECIPIENT = select(
 
 @dataclass(frozen=True, slots=True)
 class ContactFilter:
-    search: str | None = None  # in the phone or the name
+    search: str | None = None  # in the phone, the name or the tag
     group_id: str | None = None
     tag: str | None = None
     opted_out: bool | None = None
@@ -95,15 +95,6 @@ class ContactRepository:
                 select(Contact).where(Contact.account_id == account_id, Contact.phone.in_(part))
             )
             found.update((contact.phone, contact) for contact in result.scalars())
-        return found
-
-    async def by_ids(self, account_id: str, ids: Sequence[str]) -> dict[str, Contact]:
-        found: dict[str, Contact] = {}
-        for part in chunked(_ids(ids)):
-            result = await self.session.execute(
-                select(Contact).where(Contact.account_id == account_id, Contact.id.in_(part))
-            )
-            found.update((contact.id, contact) for contact in result.scalars())
         return found
 
     async def search(
@@ -151,9 +142,9 @@ class ContactRepository:
         return query
 
     async def insert_many(self, rows: Sequence[dict[str, Any]]) -> None:
-        connection = await self.session.connection()
-        for part in chunked(rows, 200):  # 12 columns a row
-            await connection.execute(insert(CONTACTS), list(part))
+        if rows:
+            connection = await self.session.connection()
+            await connection.execute(insert(CONTACTS), list(rows))
 
     async def update_many(self, rows: Sequence[dict[str, Any]]) -> None:
         """Rewrite the given columns of contacts by id (``b_id``); rows of one shape."""

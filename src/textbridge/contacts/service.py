@@ -165,7 +165,7 @@ class ContactService:
     ) -> Contact:
         clean = clean_changes(changes)
         repository = ContactRepository(session)
-        await self._check_groups(session, caller, group_ids)
+        await _check_groups(repository, caller.account_id, group_ids)
         await self._check_phone_free(repository, caller.account_id, clean["phone"])
         now = utcnow()
         contact = Contact(
@@ -202,7 +202,7 @@ class ContactService:
         clean = clean_changes(changes, contact)
         repository = ContactRepository(session)
         if group_ids is not None:
-            await self._check_groups(session, caller, group_ids)
+            await _check_groups(repository, caller.account_id, group_ids)
         if clean.get("phone", contact.phone) != contact.phone:
             await self._check_phone_free(repository, caller.account_id, clean["phone"])
         old_tag = contact.tag
@@ -306,22 +306,6 @@ class ContactService:
             raise NotFound(f"no group {group_id}", field="group_id")
         return group
 
-    async def _check_groups(
-        self,
-        session: AsyncSession,
-        caller: Principal,
-        group_ids: Sequence[str],
-        field: str = "groups",
-    ) -> list[ContactGroup]:
-        repository = ContactRepository(session)
-        found = []
-        for index, group_id in enumerate(group_ids):
-            group = await repository.group(caller.account_id, group_id)
-            if group is None:
-                raise NotFound(f"no group {group_id}", field=f"groups[{index}]")
-            found.append(group)
-        return found
-
     async def create_group(
         self, session: AsyncSession, caller: Principal, name: Any
     ) -> ContactGroup:
@@ -381,11 +365,9 @@ class ContactService:
         self, session: AsyncSession, caller: Principal, group_id: str, contact_ids: Sequence[str]
     ) -> None:
         await self.group(session, caller, group_id)
-        found = await ContactRepository(session).by_ids(caller.account_id, contact_ids)
-        for index, contact_id in enumerate(contact_ids):
-            if contact_id not in found:
-                raise NotFound(f"no contact {contact_id}", field=f"contact_ids[{index}]")
-        await ContactRepository(session).add_members(group_id, dict.fromkeys(contact_ids))
+        repository = ContactRepository(session)
+        await _check_contacts(repository, caller.account_id, contact_ids, "contact_ids")
+        await repository.add_members(group_id, dict.fromkeys(contact_ids))
 
     async def remove_member(
         self, session: AsyncSession, caller: Principal, group_id: str, contact_id: str
@@ -407,13 +389,8 @@ class ContactService:
     ) -> list[Recipient]:
         """The contacts a message names, by id and through groups (404 for one not found)."""
         repository = ContactRepository(session)
-        found = await repository.recipients_by_ids(account_id, contact_ids)
-        for index, contact_id in enumerate(contact_ids):
-            if contact_id not in found:
-                raise NotFound(f"no contact {contact_id}", field=f"contacts[{index}]")
-        for index, group_id in enumerate(group_ids):
-            if await repository.group(account_id, group_id) is None:
-                raise NotFound(f"no group {group_id}", field=f"groups[{index}]")
+        found = await _check_contacts(repository, account_id, contact_ids, "contacts")
+        await _check_groups(repository, account_id, group_ids)
         named = [found[contact_id] for contact_id in dict.fromkeys(contact_ids)]
         members = await repository.members(account_id, group_ids) if group_ids else []
         return named + members
@@ -427,6 +404,26 @@ class ContactService:
         self, session: AsyncSession, account_id: str, phones: Sequence[str]
     ) -> set[str]:
         return await ContactRepository(session).opted_out(account_id, phones)
+
+
+async def _check_groups(
+    repository: ContactRepository, account_id: str, group_ids: Sequence[str]
+) -> None:
+    """404, naming ``groups[i]``, for the first group the account does not have."""
+    for index, group_id in enumerate(group_ids):
+        if await repository.group(account_id, group_id) is None:
+            raise NotFound(f"no group {group_id}", field=f"groups[{index}]")
+
+
+async def _check_contacts(
+    repository: ContactRepository, account_id: str, contact_ids: Sequence[str], field: str
+) -> dict[str, Recipient]:
+    """The account's contacts by id; 404, naming ``<field>[i]``, for the first it lacks."""
+    found = await repository.recipients_by_ids(account_id, contact_ids)
+    for index, contact_id in enumerate(contact_ids):
+        if contact_id not in found:
+            raise NotFound(f"no contact {contact_id}", field=f"{field}[{index}]")
+    return found
 
 
 def _group_name(name: Any) -> str:

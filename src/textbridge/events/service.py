@@ -69,18 +69,10 @@ async def record_for_messages(
     wanted = await subscribed(session, {account_id for _, account_id in messages}, type.value)
     if not wanted:
         return
-    now = utcnow()
     await record(
         session,
         [
-            {
-                "id": new_id(),
-                "account_id": account_id,
-                "type": type,
-                "subject_id": message_id,
-                "data": data,
-                "created_at": now,
-            }
+            event(account_id=account_id, type=type, subject_id=message_id, data=data)
             for message_id, account_id in messages
             if account_id in wanted
         ],

@@ -23,7 +23,7 @@ from textbridge.contacts.service import contacts, template_values
 from textbridge.db import Database
 from textbridge.db.engine import after_commit
 from textbridge.errors import Conflict, NotFound, ValidationFailed
-from textbridge.events.service import EventType, event, record, record_for_messages
+from textbridge.events.service import EventType, record_for_messages
 from textbridge.idempotency.service import StoredAnswer
 from textbridge.kit.clock import as_utc, utcnow
 from textbridge.kit.encoding import segment
@@ -325,16 +325,11 @@ class MessageService:
             "received_at": sms.received_at,
         }
         await MessageRepository(session).insert_many([row])
-        await record(
+        await record_for_messages(
             session,
-            [
-                event(
-                    account_id=sms.account_id,
-                    type=EventType.MESSAGE_RECEIVED,
-                    subject_id=str(row["id"]),
-                    data={"status": "received"},
-                )
-            ],
+            EventType.MESSAGE_RECEIVED,
+            [(str(row["id"]), sms.account_id)],
+            {"status": "received"},
         )
         account = await accounts.get(session, sms.account_id)
         await contacts.apply_keyword(session, account, phone, text, sms.received_at)

@@ -128,14 +128,30 @@ class WebhookRepository:
         for one message, while other resources' events go on."""
         earlier = _DELIVERIES.alias("earlier")
         due = (
-            select(_DELIVERIES.c.event_id, _DELIVERIES.c.endpoint_id)
+            select(
+                _DELIVERIES.c.event_id,
+                _DELIVERIES.c.endpoint_id,
+                _DELIVERIES.c.subject_id,
+                _DELIVERIES.c.attempts,
+                _DELIVERIES.c.created_at,
+                _EVENTS.c.type,
+                _EVENTS.c.data,
+                _EVENTS.c.created_at.label("event_at"),
+                _ENDPOINTS.c.url,
+                _ENDPOINTS.c.secret,
+            )
+            .join(_EVENTS, _EVENTS.c.id == _DELIVERIES.c.event_id)
+            # A disabled endpoint's deliveries wait until it is enabled again.
+            .join(
+                _ENDPOINTS,
+                and_(
+                    _ENDPOINTS.c.id == _DELIVERIES.c.endpoint_id,
+                    _ENDPOINTS.c.enabled.is_(True),
+                ),
+            )
             .where(
                 _DELIVERIES.c.status == "pending",
                 _DELIVERIES.c.next_attempt_at <= now,
-                # A disabled endpoint's deliveries wait until it is enabled again.
-                _DELIVERIES.c.endpoint_id.in_(
-                    select(_ENDPOINTS.c.id).where(_ENDPOINTS.c.enabled.is_(True))
-                ),
                 or_(
                     _DELIVERIES.c.lease_expires_at.is_(None),
                     _DELIVERIES.c.lease_expires_at < now,
@@ -156,53 +172,23 @@ class WebhookRepository:
         if bind is not None and bind.dialect.name == "postgresql":
             due = due.with_for_update(skip_locked=True, of=_DELIVERIES)
         rows = (await self.session.execute(due)).all()
-        if not rows:
-            return []
-        keys = [(row.event_id, row.endpoint_id) for row in rows]
-        await self.session.execute(
-            update(_DELIVERIES)
-            .where(
-                or_(
-                    *(
-                        and_(
-                            _DELIVERIES.c.event_id == event_id,
-                            _DELIVERIES.c.endpoint_id == endpoint_id,
+        if rows:
+            await self.session.execute(
+                update(_DELIVERIES)
+                .where(
+                    or_(
+                        *(
+                            and_(
+                                _DELIVERIES.c.event_id == row.event_id,
+                                _DELIVERIES.c.endpoint_id == row.endpoint_id,
+                            )
+                            for row in rows
                         )
-                        for event_id, endpoint_id in keys
                     )
                 )
+                .values(lease_expires_at=lease_until)
             )
-            .values(lease_expires_at=lease_until)
-        )
-        result = await self.session.execute(
-            select(
-                _DELIVERIES.c.event_id,
-                _DELIVERIES.c.endpoint_id,
-                _DELIVERIES.c.subject_id,
-                _DELIVERIES.c.attempts,
-                _DELIVERIES.c.created_at,
-                _EVENTS.c.type,
-                _EVENTS.c.data,
-                _EVENTS.c.created_at.label("event_at"),
-                _ENDPOINTS.c.url,
-                _ENDPOINTS.c.secret,
-            )
-            .join(_EVENTS, _EVENTS.c.id == _DELIVERIES.c.event_id)
-            .join(_ENDPOINTS, _ENDPOINTS.c.id == _DELIVERIES.c.endpoint_id)
-            .where(
-                or_(
-                    *(
-                        and_(
-                            _DELIVERIES.c.event_id == event_id,
-                            _DELIVERIES.c.endpoint_id == endpoint_id,
-                        )
-                        for event_id, endpoint_id in keys
-                    )
-                )
-            )
-            .order_by(_DELIVERIES.c.event_id)
-        )
-        return result.all()
+        return rows
 
     async def settle(
         self,

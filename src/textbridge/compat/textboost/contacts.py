@@ -13,7 +13,9 @@ from typing import Annotated, Any
 
 from fastapi import Query, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from textbridge.accounts.service import Principal
 from textbridge.api.deps import CallerDep, SessionDep
 from textbridge.api.routing import make_router
 from textbridge.compat.textboost.shapes import PER_PAGE, laravel_page, success
@@ -69,7 +71,7 @@ def _contact(view: ContactView, group_id: str) -> dict[str, Any]:
     }
 
 
-async def _member(session: SessionDep, caller: CallerDep, group_id: str, uid: str) -> ContactView:
+async def _member(session: AsyncSession, caller: Principal, group_id: str, uid: str) -> ContactView:
     await contacts.group(session, caller, group_id)
     view = await contacts.view(session, await contacts.get(session, caller, uid))
     if group_id not in view.group_ids:
