@@ -5,11 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
@@ -17,69 +13,12 @@ import pytest
 
 from tests.conftest import client_of, wait_for
 from tests.verify.test_verifications import code_of
+from tests.webhooks.conftest import Receiver, subscribe, until
 from textbridge.db import Database
 from textbridge.kit.secrets import verify_webhook
 from textbridge.settings import Settings
 
 SENT = ["message.sent"]
-
-
-@dataclass
-class Receiver:
-    """A real server: answers each request with the next scripted status (200 when the script
-    is used up) and keeps what it received."""
-
-    statuses: list[int] = field(default_factory=list)
-    received: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
-    url: str = ""
-
-    def bodies(self) -> list[dict[str, Any]]:
-        return [json.loads(body) for _, body in self.received]
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    state = Receiver()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("content-length", 0)))
-            state.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
-            status = state.statuses.pop(0) if state.statuses else 200
-            self.send_response(status)
-            self.send_header("content-length", "2")
-            self.end_headers()
-            self.wfile.write(b"ok")
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state.url = f"http://127.0.0.1:{server.server_address[1]}/hooks"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield state
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-async def until(condition: Any, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out")
-        await asyncio.sleep(0.02)
-
-
-async def subscribe(client: httpx.AsyncClient, url: str, **extra: Any) -> dict[str, Any]:
-    answer = await client.post(
-        "/v1/webhooks", json={"url": url, "events": ["contact.tag_changed"], **extra}
-    )
-    assert answer.status_code == 201, answer.text
-    created: dict[str, Any] = answer.json()
-    return created
 
 
 async def test_a_tag_change_arrives_once_signed(

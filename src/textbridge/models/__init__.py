@@ -11,7 +11,7 @@ from textbridge.models.ledger import LedgerEntry, LedgerKind
 from textbridge.models.message import Direction, Message, MessageStatus, MessageType
 from textbridge.models.price import DEFAULT_COUNTRY, Price
 from textbridge.models.verification import Verification, VerificationStatus
-from textbridge.models.webhook import WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from textbridge.models.webhook import Notice, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 __all__ = [
     "DEFAULT_COUNTRY",
@@ -30,6 +30,7 @@ __all__ = [
     "Message",
     "MessageStatus",
     "MessageType",
+    "Notice",
     "Price",
     "Verification",
     "VerificationStatus",

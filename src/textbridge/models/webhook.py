@@ -19,6 +19,8 @@ class WebhookEndpoint(Base):
         String(26), ForeignKey("accounts.id", ondelete="CASCADE")
     )
     url: Mapped[str] = mapped_column(String(300))  # TextLink's limit
+    # "native" (id, type, created_at, data) or "textlink" (TextLink's documented bodies).
+    format: Mapped[str] = mapped_column(String(16), default="native", server_default="native")
     # The event types it wants, as ",a,b," so SQL can match one with LIKE on both databases.
     events: Mapped[str] = mapped_column(String(500))
     secret: Mapped[str] = mapped_column(String(128))  # signs; needed in clear to sign
@@ -73,3 +75,20 @@ class WebhookAttempt(Base):
     duration_ms: Mapped[int] = mapped_column(Integer)
     status_code: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(String(255))
+
+
+class Notice(Base):
+    """Something the account is told by email (a delivery that failed for good, an endpoint
+    disabled), written in the transaction that caused it and sent when SMTP is configured."""
+
+    __tablename__ = "notices"
+    __table_args__ = (Index(None, "sent_at", "account_id"),)
+
+    id: Mapped[str] = mapped_column(String(26), primary_key=True)
+    account_id: Mapped[str] = mapped_column(
+        String(26), ForeignKey("accounts.id", ondelete="CASCADE")
+    )
+    kind: Mapped[str] = mapped_column(String(32))
+    text: Mapped[str] = mapped_column(String(1000))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

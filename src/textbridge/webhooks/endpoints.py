@@ -18,6 +18,7 @@ from textbridge.webhooks.service import event_types, webhooks
 router = make_router(prefix="/v1/webhooks", tags=["webhooks"])
 
 Text = Annotated[str, StringConstraints(max_length=2000)]
+Format = Annotated[str, StringConstraints(max_length=16)]
 EventTypes = Annotated[list[Annotated[str, StringConstraints(max_length=64)]], Field(max_length=20)]
 
 
@@ -30,6 +31,10 @@ class WebhookIn(BaseModel):
     events: EventTypes
     secret: Text | None = Field(default=None, description="8-128 characters; one is made if none")
     enabled: bool = True
+    format: Format = Field(
+        default="native",
+        description="native: {id, type, created_at, data}; textlink: TextLink's bodies",
+    )
 
 
 class WebhookPatch(BaseModel):
@@ -42,11 +47,13 @@ class WebhookPatch(BaseModel):
     ) = None
     secret: Text | None = None
     enabled: bool | None = None
+    format: Format | None = None
 
 
 class WebhookOut(BaseModel):
     id: str
     url: str
+    format: str
     events: list[str]
     enabled: bool
     disabled_reason: str | None
@@ -59,6 +66,7 @@ class WebhookOut(BaseModel):
         return cls(
             id=endpoint.id,
             url=endpoint.url,
+            format=endpoint.format,
             events=event_types(endpoint),
             enabled=endpoint.enabled,
             disabled_reason=endpoint.disabled_reason,
@@ -131,6 +139,39 @@ async def create_webhook(
 @router.get("", response_model=list[WebhookOut])
 async def list_webhooks(session: SessionDep, caller: CallerDep) -> list[WebhookOut]:
     return [WebhookOut.of(endpoint) for endpoint in await webhooks.endpoints(session, caller)]
+
+
+class TextLinkHooks(BaseModel):
+    """TextLink's four webhook URLs and their one secret, sent in each body."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    received: Text | None = None
+    sent: Text | None = None
+    failed: Text | None = Field(default=None, description="failed and expired messages")
+    tag: Text | None = Field(default=None, description="contact tag changes")
+    secret: Text | None = None
+
+
+@router.get("/textlink", response_model=TextLinkHooks)
+async def get_textlink_hooks(session: SessionDep, caller: CallerDep) -> TextLinkHooks:
+    """The endpoints in TextLink's format that stand for its four account-level URLs."""
+    return _hooks(await webhooks.textlink_hooks(session, caller))
+
+
+@router.put("/textlink", response_model=TextLinkHooks)
+async def set_textlink_hooks(
+    body: TextLinkHooks, session: SessionDep, caller: CallerDep, settings: SettingsDep
+) -> TextLinkHooks:
+    """Set all four at once, as TextLink's dashboard does: a missing or null URL removes its
+    endpoint. Each is an ordinary endpoint too (listed, logged, tested, redelivered)."""
+    urls = body.model_dump(exclude={"secret"})
+    return _hooks(await webhooks.set_textlink_hooks(session, caller, urls, body.secret, settings))
+
+
+def _hooks(hooks: dict[str, WebhookEndpoint]) -> TextLinkHooks:
+    secret = next((hook.secret for hook in hooks.values()), None)
+    return TextLinkHooks(**{name: hook.url for name, hook in hooks.items()}, secret=secret)
 
 
 @router.get("/{webhook_id}", response_model=WebhookOut)

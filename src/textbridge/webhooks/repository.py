@@ -6,10 +6,18 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, insert, literal, or_, select, update
+from sqlalchemy import Table, and_, insert, literal, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from textbridge.models import Event, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from textbridge.models import (
+    Account,
+    Contact,
+    Event,
+    Message,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 
 _DELIVERIES = cast(Table, WebhookDelivery.__table__)
 _ENDPOINTS = cast(Table, WebhookEndpoint.__table__)
@@ -131,6 +139,7 @@ class WebhookRepository:
             select(
                 _DELIVERIES.c.event_id,
                 _DELIVERIES.c.endpoint_id,
+                _DELIVERIES.c.account_id,
                 _DELIVERIES.c.subject_id,
                 _DELIVERIES.c.attempts,
                 _DELIVERIES.c.created_at,
@@ -139,6 +148,7 @@ class WebhookRepository:
                 _EVENTS.c.created_at.label("event_at"),
                 _ENDPOINTS.c.url,
                 _ENDPOINTS.c.secret,
+                _ENDPOINTS.c.format,
             )
             .join(_EVENTS, _EVENTS.c.id == _DELIVERIES.c.event_id)
             # A disabled endpoint's deliveries wait until it is enabled again.
@@ -189,6 +199,30 @@ class WebhookRepository:
                 .values(lease_expires_at=lease_until)
             )
         return rows
+
+    async def messages(self, ids: Sequence[str]) -> dict[str, Message]:
+        if not ids:
+            return {}
+        result = await self.session.execute(select(Message).where(Message.id.in_(ids)))
+        return {message.id: message for message in result.scalars()}
+
+    async def contacts(self, keys: set[tuple[str, str]]) -> dict[tuple[str, str], Contact]:
+        """Contacts by (account id, phone)."""
+        if not keys:
+            return {}
+        result = await self.session.execute(
+            select(Contact).where(tuple_(Contact.account_id, Contact.phone).in_(keys))
+        )
+        return {(contact.account_id, contact.phone): contact for contact in result.scalars()}
+
+    async def sub_accounts(self, account_ids: set[str]) -> set[str]:
+        """Which of the accounts have a parent."""
+        if not account_ids:
+            return set()
+        result = await self.session.execute(
+            select(Account.id).where(Account.id.in_(account_ids), Account.parent_id.is_not(None))
+        )
+        return set(result.scalars())
 
     async def settle(
         self,

@@ -14,21 +14,21 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from datetime import datetime, timedelta
+from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 import httpx
-import orjson
 import structlog
-from sqlalchemy import select
 
 from textbridge.db import Database
 from textbridge.kit.clock import utcnow
 from textbridge.kit.ids import new_id
 from textbridge.kit.secrets import sign_webhook
-from textbridge.messages.schemas import MessageOut
-from textbridge.models import Message, WebhookAttempt
+from textbridge.models import WebhookAttempt
 from textbridge.settings import Settings
+from textbridge.webhooks import bodies
+from textbridge.webhooks.bodies import TEXTLINK, Subject
 from textbridge.webhooks.guard import DestinationRefused, check_destination
 from textbridge.webhooks.repository import WebhookRepository
 
@@ -36,11 +36,6 @@ log = structlog.get_logger(__name__)
 
 _ANSWER_LIMIT = 4096  # bytes of a receiver's answer kept for the log
 _CONCURRENT = 32  # requests in flight per process
-
-
-def payload(event_id: str, kind: str, at: datetime, data: dict[str, Any]) -> bytes:
-    """The native payload: a stable id, the type, when, and the resource."""
-    return orjson.dumps({"id": event_id, "type": kind, "created_at": at.isoformat(), "data": data})
 
 
 def signed_headers(secret: str, event_id: str, body: bytes, timestamp: int) -> dict[str, str]:
@@ -116,33 +111,54 @@ class WebhookSender:
             )
 
         rows = await self.db.run(claim)
-        resources = await self._messages(
-            [r.subject_id for r in rows if r.type.startswith("message.")]
-        )
+        subjects = await self._subjects(rows) if rows else {}
         # Each row is the first pending event of its resource at its endpoint: all can go at
         # once.
         gate = asyncio.Semaphore(_CONCURRENT)
 
         async def deliver(row: Any) -> None:
-            data = row.data
-            if row.subject_id in resources:  # the message, as the API shows it, at this status
-                data = {**resources[row.subject_id], **row.data}
+            subject = subjects.get((row.event_id, row.endpoint_id), Subject())
+            body = bodies.render(
+                row.format, row.event_id, row.type, row.event_at, row.data, subject, row.secret
+            )
             async with gate:
-                await self._deliver(http, row, payload(row.event_id, row.type, row.event_at, data))
+                await self._deliver(http, row, body)
 
         await asyncio.gather(*(deliver(row) for row in rows))
         return len(rows)
 
-    async def _messages(self, ids: list[str]) -> dict[str, dict[str, Any]]:
-        if not ids:
-            return {}
+    async def _subjects(self, rows: Sequence[Any]) -> dict[tuple[str, str], Subject]:
+        """What each delivery's body needs besides the event: the message it is about; for
+        TextLink's bodies, the name and tag of the phone's contact and whether the account is
+        a sub-account. Read when sending, so a body shows the message as it is now."""
 
-        async def load(session: Any) -> dict[str, dict[str, Any]]:
-            result = await session.execute(select(Message).where(Message.id.in_(ids)))
-            return {
-                message.id: MessageOut.of(message).model_dump(mode="json", by_alias=True)
-                for message in result.scalars()
-            }
+        async def load(session: Any) -> dict[tuple[str, str], Subject]:
+            repository = WebhookRepository(session)
+            messages = await repository.messages(
+                [row.subject_id for row in rows if row.type.startswith("message.")]
+            )
+            textlink = [row for row in rows if row.format == TEXTLINK]
+            contacts = await repository.contacts(
+                {
+                    (row.account_id, messages[row.subject_id].phone)
+                    for row in textlink
+                    if row.type == "message.received" and row.subject_id in messages
+                }
+            )
+            sub_accounts = await repository.sub_accounts(
+                {row.account_id for row in textlink if row.type == "contact.tag_changed"}
+            )
+            subjects = {}
+            for row in rows:
+                message = messages.get(row.subject_id)
+                contact = contacts.get((row.account_id, message.phone)) if message else None
+                subjects[row.event_id, row.endpoint_id] = Subject(
+                    message=message,
+                    contact_name=contact.name if contact else None,
+                    contact_tag=contact.tag if contact else None,
+                    subuser_id=row.account_id if row.account_id in sub_accounts else None,
+                )
+            return subjects
 
         return await self.db.run(load)
 

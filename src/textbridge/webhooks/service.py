@@ -14,11 +14,27 @@ from textbridge.errors import NotFound, ValidationFailed
 from textbridge.events.service import EventType
 from textbridge.kit.clock import utcnow
 from textbridge.kit.ids import new_id
-from textbridge.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from textbridge.models import (
+    Direction,
+    Message,
+    MessageStatus,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 from textbridge.settings import Settings
+from textbridge.webhooks.bodies import (
+    FORMATS,
+    NATIVE,
+    TEXTLINK,
+    TEXTLINK_EVENTS,
+    TEXTLINK_HOOKS,
+    Subject,
+    render,
+)
 from textbridge.webhooks.guard import DestinationRefused, check_destination
 from textbridge.webhooks.repository import WebhookRepository
-from textbridge.webhooks.sender import http_client, payload, post
+from textbridge.webhooks.sender import http_client, post
 
 MAX_URL = 300  # TextLink's limit
 
@@ -27,14 +43,23 @@ def event_types(endpoint: WebhookEndpoint) -> list[str]:
     return [name for name in endpoint.events.split(",") if name]
 
 
-def _events(values: Any) -> str:
+def _format(value: Any) -> str:
+    if value not in FORMATS:
+        raise ValidationFailed("format must be one of " + ", ".join(FORMATS), field="format")
+    return str(value)
+
+
+def _events(values: Any, format: str) -> str:
     if not isinstance(values, list) or not values:
         raise ValidationFailed("events must list at least one event type", field="events")
-    known = {kind.value for kind in EventType}
+    known = {kind.value for kind in EventType} if format == NATIVE else TEXTLINK_EVENTS
     for index, value in enumerate(values):
         if value not in known:
             raise ValidationFailed(
-                f"{str(value)[:60]!r} is not an event type: one of " + ", ".join(sorted(known)),
+                f"{str(value)[:60]!r} is not an event type"
+                + (" TextLink has a body for" if format == TEXTLINK else "")
+                + ": one of "
+                + ", ".join(sorted(known)),
                 field=f"events[{index}]",
             )
     return "," + ",".join(dict.fromkeys(values)) + ","
@@ -66,11 +91,13 @@ class WebhookService:
         self, session: AsyncSession, caller: Principal, body: Mapping[str, Any], settings: Settings
     ) -> WebhookEndpoint:
         now = utcnow()
+        format = _format(body.get("format", NATIVE))
         endpoint = WebhookEndpoint(
             id=new_id(),
             account_id=caller.account_id,
             url=await _url(body.get("url"), settings),
-            events=_events(body.get("events")),
+            format=format,
+            events=_events(body.get("events"), format),
             secret=_secret(body.get("secret")),
             enabled=bool(body.get("enabled", True)),
             failures=0,
@@ -106,8 +133,12 @@ class WebhookService:
         values: dict[str, Any] = {}
         if "url" in changes:
             values["url"] = await _url(changes["url"], settings)
-        if "events" in changes:
-            values["events"] = _events(changes["events"])
+        if "format" in changes:
+            values["format"] = _format(changes["format"])
+        if "events" in changes or "format" in changes:
+            format = values.get("format", endpoint.format)
+            events = changes["events"] if "events" in changes else event_types(endpoint)
+            values["events"] = _events(events, format)
         if "secret" in changes:
             values["secret"] = _secret(changes["secret"])
         if changes.get("enabled") is not None:
@@ -161,12 +192,110 @@ class WebhookService:
         async with http_client(settings) as http:
             for kind in event_types(endpoint):
                 event_id = new_id()
-                body = payload(event_id, kind, now, {"sample": True, **_SAMPLES.get(kind, {})})
+                data, subject = _sample(kind)
+                body = render(endpoint.format, event_id, kind, now, data, subject, endpoint.secret)
                 status_code, error = await post(
                     http, endpoint.url, endpoint.secret, event_id, body, settings
                 )
                 results.append(TestResult(kind, event_id, status_code, error))
         return results
+
+    # TextLink's four account-level URLs ----------------------------------------------------
+
+    async def textlink_hooks(
+        self, session: AsyncSession, caller: Principal
+    ) -> dict[str, WebhookEndpoint]:
+        """The endpoints that are TextLink's received / sent / failed / tag URLs: in its
+        format, wanting exactly that hook's events."""
+        hooks = {}
+        for endpoint in await self.endpoints(session, caller):
+            if endpoint.format != TEXTLINK:
+                continue
+            for name, kinds in TEXTLINK_HOOKS.items():
+                if sorted(event_types(endpoint)) == sorted(kinds) and name not in hooks:
+                    hooks[name] = endpoint
+        return hooks
+
+    async def set_textlink_hooks(
+        self,
+        session: AsyncSession,
+        caller: Principal,
+        urls: Mapping[str, str | None],
+        secret: str | None,
+        settings: Settings,
+    ) -> dict[str, WebhookEndpoint]:
+        """Set the four URLs as TextLink's dashboard does: a URL creates or moves its
+        endpoint (pending deliveries kept), none removes it. One secret for all four: the one
+        given, else the one they have, else a new one."""
+        hooks = await self.textlink_hooks(session, caller)
+        if secret is None:
+            secret = next((hook.secret for hook in hooks.values()), None)
+        secret = _secret(secret)
+        for name, kinds in TEXTLINK_HOOKS.items():
+            url, endpoint = urls.get(name), hooks.pop(name, None)
+            if url is None:
+                if endpoint is not None:
+                    await self.delete(session, caller, endpoint.id)
+                continue
+            changes = {"url": url, "secret": secret}
+            try:
+                if endpoint is None:
+                    body = {**changes, "format": TEXTLINK, "events": list(kinds)}
+                    hooks[name] = await self.create(session, caller, body, settings)
+                else:
+                    hooks[name] = await self.update(session, caller, endpoint.id, changes, settings)
+            except ValidationFailed as exc:
+                if exc.field == "url":
+                    exc.field = name
+                raise
+        return hooks
+
+
+def _sample(kind: str) -> tuple[dict[str, Any], Subject]:
+    """An event of ``kind`` to send as a test, as the real one would be."""
+    if kind == "contact.tag_changed":
+        data = {
+            "contact_id": _SAMPLE_ID,
+            "phone": _SAMPLE_PHONE,
+            "name": "Ana Silva",
+            "old_tag": "Cold",
+            "tag": "Warm",
+        }
+        return {"sample": True, **data}, Subject()
+    if kind == "verification.approved":
+        data = {"phone": _SAMPLE_PHONE, "service": "", "status": "approved"}
+        return {"sample": True, **data}, Subject()
+    status = kind.removeprefix("message.")
+    inbound = status == "received"
+    now = utcnow()
+    message = Message(
+        id=_SAMPLE_ID,
+        batch_id=_SAMPLE_ID,
+        direction=Direction.IN if inbound else Direction.OUT,
+        phone=_SAMPLE_PHONE,
+        sender=None,
+        type="plain",
+        text="A sample message",
+        encoding="gsm7",
+        segments=1,
+        region="US",
+        country="United States",
+        price_micros=0,
+        status=status,
+        custom_id=None if inbound else "sample",
+        extra=None,
+        channel=None if inbound else "simulator",
+        attempts=0 if inbound else 1,
+        created_at=now,
+        **{f"{MessageStatus(status).value}_at": now},
+    )
+    return {"sample": True, "status": status}, Subject(
+        message=message, contact_name="Ana Silva" if inbound else None, contact_tag=None
+    )
+
+
+_SAMPLE_ID = "01JSAMPLE00000000000000000"
+_SAMPLE_PHONE = "+14155550100"
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,36 +304,6 @@ class TestResult:
     event_id: str
     status_code: int | None
     error: str | None
-
-
-_MESSAGE_SAMPLE = {
-    "id": "01JSAMPLE0000000000000000",
-    "direction": "out",
-    "to": "+14155550100",
-    "from": None,
-    "text": "A sample message",
-    "custom_id": None,
-}
-_SAMPLES: dict[str, dict[str, Any]] = {
-    "message.sent": {**_MESSAGE_SAMPLE, "status": "sent"},
-    "message.delivered": {**_MESSAGE_SAMPLE, "status": "delivered"},
-    "message.failed": {**_MESSAGE_SAMPLE, "status": "failed"},
-    "message.expired": {**_MESSAGE_SAMPLE, "status": "expired"},
-    "message.received": {
-        **_MESSAGE_SAMPLE,
-        "direction": "in",
-        "to": None,
-        "from": "+14155550100",
-        "status": "received",
-    },
-    "contact.tag_changed": {
-        "phone": "+14155550100",
-        "name": "Ana Silva",
-        "old_tag": "cold",
-        "tag": "warm",
-    },
-    "verification.approved": {"phone": "+14155550100", "service": "", "status": "approved"},
-}
 
 
 webhooks = WebhookService()
