@@ -35,6 +35,12 @@ class Environment(StrEnum):
 _PLACEHOLDER_SECRETS = frozenset({"changeme", "secret", "change-me", "placeholder"})
 
 
+class SmtpSecurity(StrEnum):
+    STARTTLS = "starttls"
+    TLS = "tls"  # implicit TLS, usually port 465
+    NONE = "none"  # a relay on this host only
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TEXTBRIDGE_", extra="ignore")
 
@@ -74,6 +80,17 @@ class Settings(BaseSettings):
     webhook_disable_after: int = Field(default=50, ge=1)  # deliveries failed in a row
     webhook_batch_size: int = Field(default=100, ge=1)
     webhook_poll_seconds: float = Field(default=1.0, gt=0)
+
+    # Email notices (a webhook delivery that failed for good, an endpoint disabled), sent to an
+    # account's notify_email. No host: none are written.
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_security: SmtpSecurity = SmtpSecurity.STARTTLS
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_from: str = "Textbridge <textbridge@localhost>"
+    notice_interval_seconds: float = Field(default=3600, ge=0)  # at most one email per account
+    notice_poll_seconds: float = Field(default=5.0, gt=0)
 
     # Contacts: a CSV import is the one request allowed a larger body.
     max_import_rows: int = Field(default=100_000, ge=1)

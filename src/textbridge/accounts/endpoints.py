@@ -38,10 +38,11 @@ async def get_settings(session: SessionDep, caller: CallerDep) -> AccountSetting
 async def update_settings(
     body: AccountSettingsPatch, session: SessionDep, caller: CallerDep
 ) -> AccountSettings:
-    """Change the settings sent; the others stay."""
-    account = await accounts.update_settings(
-        session, caller, body.model_dump(exclude_unset=True, exclude_none=True)
-    )
+    """Change the settings sent; the others stay. ``notify_email: null`` clears it; a null
+    anywhere else changes nothing."""
+    changes = body.model_dump(exclude_unset=True)
+    changes = {k: v for k, v in changes.items() if v is not None or k == "notify_email"}
+    account = await accounts.update_settings(session, caller, changes)
     return AccountSettings.model_validate(account.settings)
 
 

@@ -6,7 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
 from textbridge.kit.money import from_micros
 from textbridge.models import Account, ApiKey
@@ -49,7 +49,7 @@ Region = Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{2}$", to_upper=Tru
 
 class AccountSettings(BaseModel):
     """How the account behaves: what an inbound reply opts a phone out or back in, where codes
-    may be sent, and whether TextFlow echoes a valid code."""
+    may be sent, whether TextFlow echoes a valid code, and where notices are emailed."""
 
     opt_out_keywords: Keywords = Field(
         default=list(DEFAULT_OPT_OUT_KEYWORDS),
@@ -65,6 +65,11 @@ class AccountSettings(BaseModel):
     echo_valid_code: bool = Field(
         default=False, description="TextFlow's verify answer carries the valid code"
     )
+    notify_email: EmailStr | None = Field(
+        default=None,
+        description="Where notices go (a webhook that failed for good, an endpoint disabled), "
+        "when the server has SMTP configured",
+    )
 
 
 class AccountSettingsPatch(BaseModel):
@@ -76,6 +81,7 @@ class AccountSettingsPatch(BaseModel):
     opt_in_keywords: Keywords | None = None
     verify_countries: Annotated[list[Region], Field(max_length=300)] | None = None
     echo_valid_code: bool | None = None
+    notify_email: EmailStr | None = None
 
 
 class CreateAccount(BaseModel):

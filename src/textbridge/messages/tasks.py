@@ -36,6 +36,7 @@ from textbridge.messages.repository import QUEUE_CHANNEL, MessageRepository
 from textbridge.messages.service import messages
 from textbridge.metrics import DISPATCH_BATCH_SECONDS
 from textbridge.models import MessageType
+from textbridge.notices.service import Mailer
 from textbridge.settings import Settings
 from textbridge.webhooks.sender import WebhookSender
 
@@ -253,6 +254,8 @@ class Worker:
             "housekeeping": Housekeeping(self.db, self.settings).run,
             "webhooks": WebhookSender(self.db, self.settings).run,
         }
+        if self.settings.smtp_host:
+            jobs["mailer"] = Mailer(self.db, self.settings).run
         if not self.db.is_sqlite:
             jobs["queue-listener"] = QueueListener(self.db).run
         self._tasks = [asyncio.create_task(job(), name=name) for name, job in jobs.items()]

@@ -82,7 +82,7 @@ class Notice(Base):
     disabled), written in the transaction that caused it and sent when SMTP is configured."""
 
     __tablename__ = "notices"
-    __table_args__ = (Index(None, "sent_at", "account_id"),)
+    __table_args__ = (Index(None, "sent_at"), Index(None, "account_id", "sent_at"))
 
     id: Mapped[str] = mapped_column(String(26), primary_key=True)
     account_id: Mapped[str] = mapped_column(

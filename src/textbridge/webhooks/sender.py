@@ -26,6 +26,7 @@ from textbridge.kit.clock import utcnow
 from textbridge.kit.ids import new_id
 from textbridge.kit.secrets import sign_webhook
 from textbridge.models import WebhookAttempt
+from textbridge.notices.service import notify
 from textbridge.settings import Settings
 from textbridge.webhooks import bodies
 from textbridge.webhooks.bodies import TEXTLINK, Subject
@@ -211,13 +212,30 @@ class WebhookSender:
                     error=error,
                 )
             )
+            if status == "failed":
+                notify(
+                    session,
+                    settings,
+                    row.account_id,
+                    "webhook_failed",
+                    f"{row.type} event {row.event_id} could not be delivered to {row.url} "
+                    f"in {row.attempts + 1} attempts over {age / 3600:.1f} h (the last: "
+                    f"{error}). Send it again with POST /v1/webhooks/{row.endpoint_id}"
+                    f"/deliveries/{row.event_id}/redeliver.",
+                )
             if status != "pending":
                 failures = await repository.count_failure(row.endpoint_id, failed=not delivered)
                 if failures >= settings.webhook_disable_after:
-                    await repository.disable(
-                        row.endpoint_id,
-                        f"{failures} deliveries in a row failed for good; the last: {error}"[:255],
-                        now,
+                    reason = f"{failures} deliveries in a row failed for good; the last: {error}"
+                    await repository.disable(row.endpoint_id, reason[:255], now)
+                    notify(
+                        session,
+                        settings,
+                        row.account_id,
+                        "webhook_disabled",
+                        f"The webhook endpoint {row.endpoint_id} ({row.url}) was disabled: "
+                        f"{reason}. Its deliveries wait; enable it with PATCH "
+                        f'/v1/webhooks/{row.endpoint_id} {{"enabled": true}}.',
                     )
                     log.warning("webhook endpoint disabled", endpoint_id=row.endpoint_id)
 

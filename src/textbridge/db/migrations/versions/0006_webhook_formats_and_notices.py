@@ -37,8 +37,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_notices")),
     )
     with op.batch_alter_table("notices", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_notices_sent_at"), ["sent_at"], unique=False)
         batch_op.create_index(
-            batch_op.f("ix_notices_sent_at_account_id"), ["sent_at", "account_id"], unique=False
+            batch_op.f("ix_notices_account_id_sent_at"), ["account_id", "sent_at"], unique=False
         )
 
     with op.batch_alter_table("webhook_endpoints", schema=None) as batch_op:
@@ -55,7 +56,8 @@ def downgrade() -> None:
         batch_op.drop_column("format")
 
     with op.batch_alter_table("notices", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_notices_sent_at_account_id"))
+        batch_op.drop_index(batch_op.f("ix_notices_account_id_sent_at"))
+        batch_op.drop_index(batch_op.f("ix_notices_sent_at"))
 
     op.drop_table("notices")
     # ### end Alembic commands ###
