@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 import time
@@ -24,17 +25,30 @@ class Receiver:
     statuses: list[int] = field(default_factory=list)
     received: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
     paths: list[str] = field(default_factory=list)
+    answers: list[int] = field(default_factory=list)  # the status each request got
     delay: float = 0.0
+    trickle: float = 0.0  # answer 200 one byte at a time, this many seconds apart
     url: str = ""
 
     def bodies(self) -> list[dict[str, Any]]:
         return [json.loads(body) for _, body in self.received]
+
+    def bodies_ids(self) -> list[str]:
+        """The event id of each request, in order."""
+        return [headers["x-textbridge-event-id"] for headers, _ in self.received]
 
     def at(self, path: str) -> list[dict[str, Any]]:
         """The bodies that came to ``path``."""
         return [
             json.loads(b) for p, (_, b) in zip(self.paths, self.received, strict=True) if p == path
         ]
+
+
+class _Server(ThreadingHTTPServer):
+    # The default backlog of 5 drops the sender's 6th concurrent connect, which then waits a
+    # second for the SYN to be sent again: a receiver far slower than the sender.
+    request_queue_size = 128
+    daemon_threads = True
 
 
 @contextmanager
@@ -51,7 +65,17 @@ def serving(port: int = 0) -> Iterator[Receiver]:
                 state.paths.append(self.path)
                 state.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
                 status = state.statuses.pop(0) if state.statuses else 200
+                state.answers.append(status)
             self.send_response(status)
+            if state.trickle:
+                self.send_header("content-length", "100")
+                self.end_headers()
+                with contextlib.suppress(OSError):
+                    for _ in range(100):
+                        self.wfile.write(b".")
+                        self.wfile.flush()
+                        time.sleep(state.trickle)
+                return
             self.send_header("content-length", "2")
             self.end_headers()
             self.wfile.write(b"ok")
@@ -59,7 +83,7 @@ def serving(port: int = 0) -> Iterator[Receiver]:
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    server = _Server(("127.0.0.1", port), Handler)
     state.url = f"http://127.0.0.1:{server.server_address[1]}/hooks"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -52,23 +52,26 @@ def signed_headers(secret: str, event_id: str, body: bytes, timestamp: int) -> d
 async def post(
     http: httpx.AsyncClient, url: str, secret: str, event_id: str, body: bytes, settings: Settings
 ) -> tuple[int | None, str | None]:
-    """One signed request: the status code, and what was wrong (``None`` for a 2xx)."""
+    """One signed request: the status code, and what was wrong (``None`` for a 2xx). The whole
+    of it (name lookup, connecting, sending, the answer) gets ``WEBHOOK_TIMEOUT_SECONDS``:
+    httpx's timeouts are per step, so a receiver trickling its answer would hold on longer."""
     try:
-        await check_destination(url, allow_private=settings.webhook_allow_private)
-        headers = signed_headers(secret, event_id, body, int(time.time()))
-        request = http.build_request("POST", url, content=body, headers=headers)
-        response = await http.send(request, stream=True)
-        try:
-            read = 0
-            async for chunk in response.aiter_raw():
-                read += len(chunk)
-                if read >= _ANSWER_LIMIT:
-                    break
-        finally:
-            await response.aclose()
+        async with asyncio.timeout(settings.webhook_timeout_seconds):
+            await check_destination(url, allow_private=settings.webhook_allow_private)
+            headers = signed_headers(secret, event_id, body, int(time.time()))
+            request = http.build_request("POST", url, content=body, headers=headers)
+            response = await http.send(request, stream=True)
+            try:
+                read = 0
+                async for chunk in response.aiter_raw():
+                    read += len(chunk)
+                    if read >= _ANSWER_LIMIT:
+                        break
+            finally:
+                await response.aclose()
     except DestinationRefused as exc:
         return None, str(exc)
-    except httpx.TimeoutException:
+    except (TimeoutError, httpx.TimeoutException):
         return None, f"no answer within {settings.webhook_timeout_seconds:g} s"
     except httpx.HTTPError as exc:
         return None, f"{type(exc).__name__}: {exc}"[:255]
@@ -104,7 +107,9 @@ class WebhookSender:
 
     async def send_once(self, http: httpx.AsyncClient) -> int:
         now = utcnow()
-        lease = now + timedelta(seconds=self.settings.webhook_timeout_seconds * 3 + 30)
+        # Long enough for every request of the round, one timeout each, and the records.
+        rounds = -(-self.settings.webhook_batch_size // _CONCURRENT)
+        lease = now + timedelta(seconds=self.settings.webhook_timeout_seconds * (rounds + 1) + 5)
 
         async def claim(session: Any) -> Any:
             return await WebhookRepository(session).claim(
