@@ -8,7 +8,9 @@ For each database it starts real ``textbridge serve`` processes on 127.0.0.1 and
 3. end to end: a fixed number of messages accepted in 100-recipient requests and dispatched
    through the simulator (no delivery delay) by one ``serve`` process running API and workers;
    messages per second from the first acceptance to the last ``delivered``, and p50/p99 of
-   each message's own acceptance-to-delivered time, read from the database's timestamps.
+   each message's own acceptance-to-delivered time, read from the database's timestamps;
+4. webhooks: 20,000 events (a CSV import that changes 20,000 contacts' tags) delivered to a
+   receiver in another process, deliveries per second.
 
 Every distinct number is sent once per run, so the phone-number cache never flatters a figure.
 Traffic goes only to 127.0.0.1; every phase is bounded in time and count.
@@ -38,11 +40,11 @@ from typing import Any
 
 import asyncpg
 import httpx
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 
 from textbridge.db import Database
 from textbridge.kit.ids import new_id
-from textbridge.models import Account, Message, Verification
+from textbridge.models import Account, Message, Verification, WebhookAttempt, WebhookDelivery
 
 ADMIN_KEY = "tb_bench_admin_key_0123456789abcdef"
 POSTGRES_ADMIN_URL = os.environ.get(
@@ -357,6 +359,80 @@ async def end_to_end(url: str, database_url: str, *, total: int) -> dict[str, fl
     }
 
 
+async def receiver_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """The fast webhook receiver of the webhook phase: reads the request, answers 204."""
+    if scope["type"] != "http":
+        return
+    more = True
+    while more:
+        more = (await receive()).get("more_body", False)
+    await send({"type": "http.response.start", "status": 204, "headers": []})
+    await send({"type": "http.response.body", "body": b""})
+
+
+def webhook_deliveries(url: str, database_url: str, *, events: int) -> dict[str, float]:
+    """``events`` contact.tag_changed events (a CSV import that retags that many contacts)
+    delivered to a receiver in another process (uvicorn); deliveries per second from the
+    first attempt to the last delivery, read from the database."""
+    port = free_port()
+    uvicorn = [sys.executable, "-m", "uvicorn", "--log-level", "warning", "--no-access-log"]
+    receiver = subprocess.Popen(
+        [*uvicorn, "--port", str(port), "textbridge.bench:receiver_app"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    try:
+        hook = {"url": f"http://127.0.0.1:{port}/hook", "events": ["contact.tag_changed"]}
+        httpx.post(f"{url}/v1/webhooks", json=hook, headers=headers).raise_for_status()
+        for tag in ("before", "after"):  # the second import changes every tag: the events
+            rows = ["phone,tag"] + [f"+1415{6000000 + i:07d},{tag}" for i in range(events)]
+            httpx.post(
+                f"{url}/v1/contacts/import",
+                content="\n".join(rows).encode(),
+                headers={**headers, "Content-Type": "text/csv"},
+                timeout=600,
+            ).raise_for_status()
+        return asyncio.run(_deliveries_done(database_url, events))
+    finally:
+        receiver.terminate()
+        receiver.wait(timeout=10)
+
+
+async def _deliveries_done(database_url: str, events: int) -> dict[str, float]:
+    db = Database(database_url)
+
+    async def progress(session: Any) -> tuple[int, int, datetime | None, datetime | None]:
+        delivered, last = (
+            await session.execute(
+                select(func.count(), func.max(WebhookDelivery.delivered_at)).where(
+                    WebhookDelivery.status == "delivered"
+                )
+            )
+        ).one()
+        tries, first = (
+            await session.execute(select(func.count(), func.min(WebhookAttempt.at)))
+        ).one()
+        return delivered, tries, first, last
+
+    try:
+        deadline = time.monotonic() + 600
+        while (done := await db.run(progress))[0] < events:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the webhook phase did not finish in 600 s")
+            await asyncio.sleep(0.5)
+    finally:
+        await db.dispose()
+    delivered, tries, first, last = done
+    assert first is not None
+    assert last is not None
+    return {
+        "deliveries": delivered,
+        "attempts": tries,
+        "per_second": delivered / (last - first).total_seconds(),
+    }
+
+
 async def _all_final(db: Database, total: int) -> bool:
     async with db.transaction() as session:
         rows = await session.execute(
@@ -413,6 +489,12 @@ def bench_backend(backend: str, *, seconds: int, e2e_total: int) -> dict[str, An
             results["e2e"] = asyncio.run(end_to_end(server.url, database_url, total=e2e_total))
         finally:
             server.stop()
+    with _database(backend, "webhooks") as (work, database_url):
+        server = Server(work, database_url, webhook_allow_private=1)
+        try:
+            results["webhooks"] = webhook_deliveries(server.url, database_url, events=20_000)
+        finally:
+            server.stop()
     return results
 
 
@@ -436,11 +518,11 @@ def report(all_results: dict[str, dict[str, Any]]) -> str:
     lines = [
         "| database | 1 recipient/request | 100 recipients/request | 100,000-recipient bulk job "
         "| 100,000-contact CSV import | templated campaign to those 100,000 "
-        "| verify checks | end to end (simulator) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| verify checks | end to end (simulator) | webhook deliveries |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for backend, r in all_results.items():
-        single, hundred, e2e = r["single"], r["hundred"], r["e2e"]
+        single, hundred, e2e, hooks = r["single"], r["hundred"], r["e2e"], r["webhooks"]
         lines.append(
             f"| {backend} "
             f"| {single.requests_per_second:,.0f} req/s (p50 {single.p50_ms:.1f} ms, "
@@ -454,7 +536,9 @@ def report(all_results: dict[str, dict[str, Any]]) -> str:
             f"| {r['verify'].requests_per_second:,.0f} checks/s (p50 {r['verify'].p50_ms:.1f} ms, "
             f"p99 {r['verify'].p99_ms:.1f} ms; {r['verify'].errors} errors) "
             f"| {e2e['per_second']:,.0f} msg/s ({e2e['delivered']:,}/{e2e['messages']:,} "
-            f"delivered; p50 {e2e['p50_ms']:.0f} ms, p99 {e2e['p99_ms']:.0f} ms) |"
+            f"delivered; p50 {e2e['p50_ms']:.0f} ms, p99 {e2e['p99_ms']:.0f} ms) "
+            f"| {hooks['per_second']:,.0f}/s ({hooks['deliveries']:,} delivered in "
+            f"{hooks['attempts']:,} requests) |"
         )
     return "\n".join(lines)
 

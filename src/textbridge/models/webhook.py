@@ -38,7 +38,9 @@ class WebhookDelivery(Base):
     __table_args__ = (
         Index(None, "status", "next_attempt_at"),
         Index(None, "endpoint_id", "event_id"),
-        Index(None, "endpoint_id", "subject_id", "status"),
+        # The claim's "no earlier pending event of this resource here": all four, or SQLite
+        # walks every earlier delivery of the endpoint instead (23 s a claim at 20,000 due).
+        Index(None, "endpoint_id", "subject_id", "status", "event_id"),
     )
 
     event_id: Mapped[str] = mapped_column(

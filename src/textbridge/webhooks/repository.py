@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, insert, literal, or_, select, tuple_, update
+from sqlalchemy import Table, and_, bindparam, insert, literal, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from textbridge.models import (
@@ -22,6 +22,7 @@ from textbridge.models import (
 _DELIVERIES = cast(Table, WebhookDelivery.__table__)
 _ENDPOINTS = cast(Table, WebhookEndpoint.__table__)
 _EVENTS = cast(Table, Event.__table__)
+_ATTEMPTS = cast(Table, WebhookAttempt.__table__)
 
 
 async def fan_out(session: AsyncSession, event_ids: Sequence[str]) -> None:
@@ -224,37 +225,31 @@ class WebhookRepository:
         )
         return set(result.scalars())
 
-    async def settle(
-        self,
-        event_id: str,
-        endpoint_id: str,
-        *,
-        status: str,
-        now: datetime,
-        next_attempt_at: datetime,
-        status_code: int | None,
-        error: str | None,
-    ) -> None:
-        values: dict[str, Any] = {
-            "status": status,
-            "attempts": _DELIVERIES.c.attempts + 1,
-            "next_attempt_at": next_attempt_at,
-            "lease_expires_at": None,
-            "last_status_code": status_code,
-            "last_error": error,
-        }
-        if status == "delivered":
-            values["delivered_at"] = now
-        elif status == "failed":
-            values["failed_at"] = now
-        await self.session.execute(
+    async def settle_many(self, rows: Sequence[dict[str, Any]]) -> None:
+        """What became of claimed deliveries, by (``b_event_id``, ``b_endpoint_id``); one
+        more attempt each. Only a pending delivery changes: one redelivered by hand meanwhile
+        is pending too, and the answer just received counts for it."""
+        if not rows:
+            return
+        connection = await self.session.connection()
+        await connection.execute(
             update(_DELIVERIES)
             .where(
-                _DELIVERIES.c.event_id == event_id,
-                _DELIVERIES.c.endpoint_id == endpoint_id,
+                _DELIVERIES.c.event_id == bindparam("b_event_id"),
+                _DELIVERIES.c.endpoint_id == bindparam("b_endpoint_id"),
                 _DELIVERIES.c.status == "pending",
             )
-            .values(values)
+            .values(
+                status=bindparam("status"),
+                attempts=_DELIVERIES.c.attempts + 1,
+                next_attempt_at=bindparam("next_attempt_at"),
+                lease_expires_at=None,
+                last_status_code=bindparam("last_status_code"),
+                last_error=bindparam("last_error"),
+                delivered_at=bindparam("delivered_at"),
+                failed_at=bindparam("failed_at"),
+            ),
+            list(rows),
         )
 
     async def redeliver(self, endpoint_id: str, event_id: str, now: datetime) -> bool:
@@ -273,20 +268,22 @@ class WebhookRepository:
         )
         return bool(getattr(result, "rowcount", 0))
 
-    def log(self, attempt: WebhookAttempt) -> None:
-        self.session.add(attempt)
+    async def log_many(self, attempts: Sequence[dict[str, Any]]) -> None:
+        if attempts:
+            connection = await self.session.connection()
+            await connection.execute(insert(_ATTEMPTS), list(attempts))
 
-    async def count_failure(self, endpoint_id: str, *, failed: bool) -> int:
-        """Deliveries failed in a row at this endpoint, after this one."""
-        await self.session.execute(
-            update(_ENDPOINTS)
-            .where(_ENDPOINTS.c.id == endpoint_id)
-            .values(failures=_ENDPOINTS.c.failures + 1 if failed else 0)
-        )
+    async def failures(self, endpoint_ids: set[str]) -> dict[str, int]:
+        """Deliveries failed for good in a row, per endpoint."""
         result = await self.session.execute(
-            select(_ENDPOINTS.c.failures).where(_ENDPOINTS.c.id == endpoint_id)
+            select(_ENDPOINTS.c.id, _ENDPOINTS.c.failures).where(_ENDPOINTS.c.id.in_(endpoint_ids))
         )
-        return int(result.scalar_one())
+        return {endpoint_id: failures for endpoint_id, failures in result.all()}
+
+    async def set_failures(self, endpoint_id: str, failures: int) -> None:
+        await self.session.execute(
+            update(_ENDPOINTS).where(_ENDPOINTS.c.id == endpoint_id).values(failures=failures)
+        )
 
     async def disable(self, endpoint_id: str, reason: str, now: datetime) -> None:
         await self.session.execute(

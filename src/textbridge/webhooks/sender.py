@@ -15,17 +15,18 @@ import asyncio
 import random
 import time
 from collections.abc import Sequence
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
 import structlog
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from textbridge.db import Database
 from textbridge.kit.clock import utcnow
 from textbridge.kit.ids import new_id
 from textbridge.kit.secrets import sign_webhook
-from textbridge.models import WebhookAttempt
 from textbridge.notices.service import notify
 from textbridge.settings import Settings
 from textbridge.webhooks import bodies
@@ -111,144 +112,182 @@ class WebhookSender:
         rounds = -(-self.settings.webhook_batch_size // _CONCURRENT)
         lease = now + timedelta(seconds=self.settings.webhook_timeout_seconds * (rounds + 1) + 5)
 
-        async def claim(session: Any) -> Any:
-            return await WebhookRepository(session).claim(
+        async def claim(session: AsyncSession) -> tuple[Sequence[Any], dict[Key, Subject]]:
+            rows = await WebhookRepository(session).claim(
                 now, lease, self.settings.webhook_batch_size
             )
+            return rows, await _subjects(session, rows)
 
-        rows = await self.db.run(claim)
-        subjects = await self._subjects(rows) if rows else {}
+        rows, subjects = await self.db.run(claim)
+        if not rows:
+            return 0
         # Each row is the first pending event of its resource at its endpoint: all can go at
         # once.
         gate = asyncio.Semaphore(_CONCURRENT)
 
-        async def deliver(row: Any) -> None:
+        async def deliver(row: Any) -> Outcome:
             subject = subjects.get((row.event_id, row.endpoint_id), Subject())
             body = bodies.render(
                 row.format, row.event_id, row.type, row.event_at, row.data, subject, row.secret
             )
             async with gate:
-                await self._deliver(http, row, body)
+                started = time.monotonic()
+                status_code, error = await post(
+                    http, row.url, row.secret, row.event_id, body, self.settings
+                )
+                return Outcome(row, status_code, error, time.monotonic() - started)
 
-        await asyncio.gather(*(deliver(row) for row in rows))
+        outcomes = await asyncio.gather(*(deliver(row) for row in rows))
+        await self.db.run(lambda session: self._record(session, outcomes))
         return len(rows)
 
-    async def _subjects(self, rows: Sequence[Any]) -> dict[tuple[str, str], Subject]:
-        """What each delivery's body needs besides the event: the message it is about; for
-        TextLink's bodies, the name and tag of the phone's contact and whether the account is
-        a sub-account. Read when sending, so a body shows the message as it is now."""
-
-        async def load(session: Any) -> dict[tuple[str, str], Subject]:
-            repository = WebhookRepository(session)
-            messages = await repository.messages(
-                [row.subject_id for row in rows if row.type.startswith("message.")]
-            )
-            textlink = [row for row in rows if row.format == TEXTLINK]
-            contacts = await repository.contacts(
-                {
-                    (row.account_id, messages[row.subject_id].phone)
-                    for row in textlink
-                    if row.type == "message.received" and row.subject_id in messages
-                }
-            )
-            sub_accounts = await repository.sub_accounts(
-                {row.account_id for row in textlink if row.type == "contact.tag_changed"}
-            )
-            subjects = {}
-            for row in rows:
-                message = messages.get(row.subject_id)
-                contact = contacts.get((row.account_id, message.phone)) if message else None
-                subjects[row.event_id, row.endpoint_id] = Subject(
-                    message=message,
-                    contact_name=contact.name if contact else None,
-                    contact_tag=contact.tag if contact else None,
-                    subuser_id=row.account_id if row.account_id in sub_accounts else None,
-                )
-            return subjects
-
-        return await self.db.run(load)
-
-    async def _deliver(self, http: httpx.AsyncClient, row: Any, body: bytes) -> None:
-        started = time.monotonic()
-        status_code, error = await post(
-            http, row.url, row.secret, row.event_id, body, self.settings
-        )
-        await self._record(row, error is None, status_code, error, time.monotonic() - started)
-
-    async def _record(
-        self, row: Any, delivered: bool, status_code: int | None, error: str | None, took: float
-    ) -> None:
+    async def _record(self, session: AsyncSession, outcomes: Sequence[Outcome]) -> None:
+        """What came of a round, in one transaction: each delivery settled (delivered, failed
+        for good, or due again after a backoff with full jitter), each request logged, and
+        the endpoints' runs of failures counted."""
         now = utcnow()
         settings = self.settings
-        age = (now - row.created_at).total_seconds()
-        if delivered:
-            status, next_at = "delivered", now
-        elif age >= settings.webhook_max_age_seconds:
-            status, next_at = "failed", now
-        else:
-            ceiling = min(
-                settings.webhook_retry_max_seconds,
-                settings.webhook_retry_base_seconds * 2**row.attempts,
+        settled, attempts = [], []
+        final: list[tuple[Any, bool, str | None]] = []  # (row, delivered, error) in order
+        for outcome in outcomes:
+            row, error = outcome.row, outcome.error
+            next_at = now
+            if error is None:
+                status = "delivered"
+            elif (now - row.created_at).total_seconds() >= settings.webhook_max_age_seconds:
+                status = "failed"
+            else:
+                ceiling = min(
+                    settings.webhook_retry_max_seconds,
+                    settings.webhook_retry_base_seconds * 2**row.attempts,
+                )
+                status = "pending"
+                next_at = now + timedelta(seconds=random.uniform(ceiling / 2, ceiling))
+            settled.append(
+                {
+                    "b_event_id": row.event_id,
+                    "b_endpoint_id": row.endpoint_id,
+                    "status": status,
+                    "next_attempt_at": next_at,
+                    "last_status_code": outcome.status_code,
+                    "last_error": error,
+                    "delivered_at": now if status == "delivered" else None,
+                    "failed_at": now if status == "failed" else None,
+                }
             )
-            status, next_at = (
-                "pending",
-                now + timedelta(seconds=random.uniform(ceiling / 2, ceiling)),
+            attempts.append(
+                {
+                    "id": new_id(),
+                    "event_id": row.event_id,
+                    "endpoint_id": row.endpoint_id,
+                    "at": now,
+                    "duration_ms": int(outcome.took * 1000),
+                    "status_code": outcome.status_code,
+                    "error": error,
+                }
             )
-
-        async def write(session: Any) -> None:
-            repository = WebhookRepository(session)
-            await repository.settle(
-                row.event_id,
-                row.endpoint_id,
-                status=status,
-                now=now,
-                next_attempt_at=next_at,
-                status_code=status_code,
-                error=error,
-            )
-            repository.log(
-                WebhookAttempt(
-                    id=new_id(),
-                    event_id=row.event_id,
+            if status != "pending":
+                final.append((row, status == "delivered", error))
+            if status == "failed":
+                log.warning(
+                    "webhook delivery failed",
                     endpoint_id=row.endpoint_id,
-                    at=now,
-                    duration_ms=int(took * 1000),
-                    status_code=status_code,
+                    event_id=row.event_id,
                     error=error,
                 )
-            )
-            if status == "failed":
                 notify(
                     session,
                     settings,
                     row.account_id,
                     "webhook_failed",
                     f"{row.type} event {row.event_id} could not be delivered to {row.url} "
-                    f"in {row.attempts + 1} attempts over {age / 3600:.1f} h (the last: "
+                    f"in {row.attempts + 1} attempts over "
+                    f"{(now - row.created_at).total_seconds() / 3600:.1f} h (the last: "
                     f"{error}). Send it again with POST /v1/webhooks/{row.endpoint_id}"
                     f"/deliveries/{row.event_id}/redeliver.",
                 )
-            if status != "pending":
-                failures = await repository.count_failure(row.endpoint_id, failed=not delivered)
-                if failures >= settings.webhook_disable_after:
-                    reason = f"{failures} deliveries in a row failed for good; the last: {error}"
-                    await repository.disable(row.endpoint_id, reason[:255], now)
-                    notify(
-                        session,
-                        settings,
-                        row.account_id,
-                        "webhook_disabled",
-                        f"The webhook endpoint {row.endpoint_id} ({row.url}) was disabled: "
-                        f"{reason}. Its deliveries wait; enable it with PATCH "
-                        f'/v1/webhooks/{row.endpoint_id} {{"enabled": true}}.',
-                    )
-                    log.warning("webhook endpoint disabled", endpoint_id=row.endpoint_id)
+        repository = WebhookRepository(session)
+        await repository.settle_many(settled)
+        await repository.log_many(attempts)
+        if final:
+            await self._count_failures(session, repository, final, now)
 
-        await self.db.run(write)
-        if status == "failed":
-            log.warning(
-                "webhook delivery failed",
-                endpoint_id=row.endpoint_id,
-                event_id=row.event_id,
-                error=error,
+    async def _count_failures(
+        self,
+        session: AsyncSession,
+        repository: WebhookRepository,
+        final: Sequence[tuple[Any, bool, str | None]],
+        now: datetime,
+    ) -> None:
+        """Deliveries failed for good in a row, per endpoint; one that reaches
+        ``WEBHOOK_DISABLE_AFTER`` is disabled, with a notice."""
+        settings = self.settings
+        failures = await repository.failures({row.endpoint_id for row, _, _ in final})
+        start = dict(failures)
+        disabled: dict[str, tuple[Any, str]] = {}
+        for row, delivered, error in final:
+            failures[row.endpoint_id] = 0 if delivered else failures.get(row.endpoint_id, 0) + 1
+            count = failures[row.endpoint_id]
+            if count >= settings.webhook_disable_after and row.endpoint_id not in disabled:
+                reason = f"{count} deliveries in a row failed for good; the last: {error}"
+                disabled[row.endpoint_id] = (row, reason[:255])
+        for endpoint_id, count in failures.items():
+            if count != start.get(endpoint_id):
+                await repository.set_failures(endpoint_id, count)
+        for endpoint_id, (row, reason) in disabled.items():
+            await repository.disable(endpoint_id, reason, now)
+            notify(
+                session,
+                settings,
+                row.account_id,
+                "webhook_disabled",
+                f"The webhook endpoint {endpoint_id} ({row.url}) was disabled: {reason}. Its "
+                f'deliveries wait; enable it with PATCH /v1/webhooks/{endpoint_id} {{"enabled": '
+                "true}.",
             )
+            log.warning("webhook endpoint disabled", endpoint_id=endpoint_id)
+
+
+Key = tuple[str, str]  # (event id, endpoint id): one delivery
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    row: Any  # the claimed delivery
+    status_code: int | None
+    error: str | None  # None: delivered
+    took: float
+
+
+async def _subjects(session: AsyncSession, rows: Sequence[Any]) -> dict[Key, Subject]:
+    """What each delivery's body needs besides the event: the message it is about; for
+    TextLink's bodies, the name and tag of the phone's contact and whether the account is a
+    sub-account. Read when sending, so a body shows the message as it is now."""
+    if not rows:
+        return {}
+    repository = WebhookRepository(session)
+    messages = await repository.messages(
+        [row.subject_id for row in rows if row.type.startswith("message.")]
+    )
+    textlink = [row for row in rows if row.format == TEXTLINK]
+    contacts = await repository.contacts(
+        {
+            (row.account_id, messages[row.subject_id].phone)
+            for row in textlink
+            if row.type == "message.received" and row.subject_id in messages
+        }
+    )
+    sub_accounts = await repository.sub_accounts(
+        {row.account_id for row in textlink if row.type == "contact.tag_changed"}
+    )
+    subjects = {}
+    for row in rows:
+        message = messages.get(row.subject_id)
+        contact = contacts.get((row.account_id, message.phone)) if message else None
+        subjects[row.event_id, row.endpoint_id] = Subject(
+            message=message,
+            contact_name=contact.name if contact else None,
+            contact_tag=contact.tag if contact else None,
+            subuser_id=row.account_id if row.account_id in sub_accounts else None,
+        )
+    return subjects
