@@ -151,18 +151,7 @@ class WebhookSender:
         final: list[tuple[Any, bool, str | None]] = []  # (row, delivered, error) in order
         for outcome in outcomes:
             row, error = outcome.row, outcome.error
-            next_at = now
-            if error is None:
-                status = "delivered"
-            elif (now - row.created_at).total_seconds() >= settings.webhook_max_age_seconds:
-                status = "failed"
-            else:
-                ceiling = min(
-                    settings.webhook_retry_max_seconds,
-                    settings.webhook_retry_base_seconds * 2**row.attempts,
-                )
-                status = "pending"
-                next_at = now + timedelta(seconds=random.uniform(ceiling / 2, ceiling))
+            status, next_at = self._next(row, error, now)
             settled.append(
                 {
                     "b_event_id": row.event_id,
@@ -211,6 +200,19 @@ class WebhookSender:
         await repository.log_many(attempts)
         if final:
             await self._count_failures(session, repository, final, now)
+
+    def _next(self, row: Any, error: str | None, now: datetime) -> tuple[str, datetime]:
+        """A delivery's status after an attempt, and when it is due again if it is pending."""
+        settings = self.settings
+        if error is None:
+            return "delivered", now
+        if (now - row.created_at).total_seconds() >= settings.webhook_max_age_seconds:
+            return "failed", now
+        ceiling = min(
+            settings.webhook_retry_max_seconds,
+            settings.webhook_retry_base_seconds * 2**row.attempts,
+        )
+        return "pending", now + timedelta(seconds=random.uniform(ceiling / 2, ceiling))
 
     async def _count_failures(
         self,
