@@ -28,6 +28,9 @@ class Receiver:
     answers: list[int] = field(default_factory=list)  # the status each request got
     delay: float = 0.0
     trickle: float = 0.0  # answer 200 one byte at a time, this many seconds apart
+    location: str = ""  # sent with a 3xx
+    answer_bytes: int = 2  # the answer's body: "ok", or this many bytes
+    cut_off: int = 0  # answers the sender stopped reading before their end
     url: str = ""
 
     def bodies(self) -> list[dict[str, Any]]:
@@ -76,9 +79,18 @@ def serving(port: int = 0) -> Iterator[Receiver]:
                         self.wfile.flush()
                         time.sleep(state.trickle)
                 return
-            self.send_header("content-length", "2")
+            if state.location:
+                self.send_header("location", state.location)
+            self.send_header("content-length", str(state.answer_bytes))
             self.end_headers()
-            self.wfile.write(b"ok")
+            if state.answer_bytes == 2:
+                self.wfile.write(b"ok")
+                return
+            try:
+                for _ in range(state.answer_bytes // 65536):
+                    self.wfile.write(b"x" * 65536)
+            except OSError:
+                state.cut_off += 1
 
         def log_message(self, *args: Any) -> None:
             pass

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.conftest import make_settings
-from tests.webhooks.conftest import Receiver, serving, until
+from tests.webhooks.conftest import Receiver, serving, subscribe, until
 from textbridge.settings import Settings
 
 
@@ -81,3 +81,27 @@ async def test_a_slow_receiver_holds_the_sender_no_longer_than_the_timeout(
             await asyncio.sleep(0.05)
     assert {a["error"] for a in tried} == {"no answer within 0.5 s"}
     assert max(a["duration_ms"] for a in tried) < 1000
+
+
+async def test_redirects_are_not_followed_and_answers_not_read_to_the_end(
+    client: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    with serving() as elsewhere:
+        receiver.statuses = [302]
+        receiver.location = elsewhere.url
+        receiver.answer_bytes = 256 * 1024 * 1024  # far more than any buffer holds
+        endpoint = await subscribe(client, receiver.url)
+        await client.post("/v1/contacts", json={"phone": "+14155550100", "tag": "t"})
+        deliveries = f"/v1/webhooks/{endpoint['id']}/deliveries"
+        deadline = time.monotonic() + 10
+        while (delivery := (await client.get(deliveries)).json()["data"][0])[
+            "status"
+        ] != "delivered":
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.05)
+        await until(lambda: receiver.cut_off == 2)  # both answers: the 302, then the 200
+        assert elsewhere.received == []
+    assert [(a["status_code"], a["error"]) for a in delivery["attempts"]] == [
+        (302, "answered 302"),
+        (200, None),
+    ]
