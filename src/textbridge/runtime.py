@@ -9,6 +9,7 @@ from textbridge.accounts.service import accounts
 from textbridge.billing.service import billing
 from textbridge.channels import Channels
 from textbridge.db import Database
+from textbridge.devices.service import devices
 from textbridge.messages.service import messages
 from textbridge.messages.tasks import Worker
 from textbridge.messages.writer import AcceptanceWriter
@@ -30,6 +31,7 @@ class Runtime:
         accounts.forget()
         billing.forget()
         verifications.forget()
+        devices.forget()
         db = Database(settings.resolved_database_url)
         channels = Channels.from_settings(settings)
         worker = Worker(db, channels, settings) if settings.role is not Role.API else None

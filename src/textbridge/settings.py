@@ -81,6 +81,13 @@ class Settings(BaseSettings):
     webhook_batch_size: int = Field(default=100, ge=1)
     webhook_poll_seconds: float = Field(default=1.0, gt=0)
 
+    # Devices (phones speaking the SMSGate protocol).
+    device_ping_seconds: int = Field(default=60, ge=10)  # the app pings this often
+    device_online_seconds: int = Field(default=300, ge=10)  # seen this recently: online
+    # Failed registrations and code requests per address: a six-digit code must not be
+    # guessable by trying them all.
+    device_auth_limit: str = "10/minute;50/hour"
+
     # Email notices (a webhook delivery that failed for good, an endpoint disabled), sent to an
     # account's notify_email. No host: none are written.
     smtp_host: str | None = None

@@ -17,6 +17,9 @@ from textbridge.api.guard import RequestGuard
 from textbridge.billing.endpoints import router as billing_router
 from textbridge.bootstrap import bootstrap, migrate
 from textbridge.contacts.endpoints import router as contacts_router
+from textbridge.devices import mobile
+from textbridge.devices.endpoints import router as devices_router
+from textbridge.devices.mobile import router as mobile_router
 from textbridge.events.endpoints import router as events_router
 from textbridge.health.endpoints import router as health_router
 from textbridge.inbox.endpoints import router as inbox_router
@@ -70,7 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_body_bytes=settings.max_body_bytes,
         max_upload_bytes=settings.max_import_bytes,
     )
-    app.state.error_renderers = []
+    app.state.error_renderers = [(mobile.PREFIX, mobile.render_error)]
     errors.install(app)
     for router in (
         messages_router,
@@ -80,6 +83,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         inbox_router,
         events_router,
         webhooks_router,
+        devices_router,
+        mobile_router,
         accounts_router,
         billing_router,
         simulator_router,

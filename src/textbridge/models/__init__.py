@@ -5,6 +5,7 @@ from textbridge.models.api_key import ApiKey
 from textbridge.models.bulk_job import BulkJob
 from textbridge.models.contact import Contact, ContactGroup, GroupMember
 from textbridge.models.conversation import Conversation
+from textbridge.models.device import Device, DeviceCredential, DeviceLogin, SimCard
 from textbridge.models.event import Event
 from textbridge.models.idempotency import IdempotencyRecord
 from textbridge.models.ledger import LedgerEntry, LedgerKind
@@ -21,6 +22,9 @@ __all__ = [
     "Contact",
     "ContactGroup",
     "Conversation",
+    "Device",
+    "DeviceCredential",
+    "DeviceLogin",
     "Direction",
     "Event",
     "GroupMember",
@@ -32,6 +36,7 @@ __all__ = [
     "MessageType",
     "Notice",
     "Price",
+    "SimCard",
     "Verification",
     "VerificationStatus",
     "WebhookAttempt",

@@ -1,0 +1,173 @@
+"""The SMSGate device protocol (``/api/mobile/v1``), as the unmodified "SMS Gateway for
+Android" app speaks it in private-server mode (../shared/reference/smsgate-mobile-api.md).
+
+Field names are the app's (camelCase), dates are ``yyyy-MM-dd'T'HH:mm:ss.SSSXXX`` and errors
+are ``{"message"}``. The app treats every non-2xx as an error and retries.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import orjson
+from fastapi import Depends, Request, Response
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+
+from textbridge.api.deps import RuntimeDep, SessionDep, SettingsDep, client_ip
+from textbridge.api.routing import make_router
+from textbridge.devices.service import SimReport, devices
+from textbridge.errors import TextbridgeError
+from textbridge.models import Device
+
+PREFIX = "/api/mobile/v1"
+router = make_router(prefix=PREFIX, tags=["device protocol (SMSGate)"])
+
+
+def app_date(moment: datetime) -> str:
+    """The app's date format: milliseconds, and the zone."""
+    moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def render_error(error: TextbridgeError) -> Response:
+    return Response(
+        orjson.dumps({"message": error.message}),
+        status_code=error.status_code,
+        media_type="application/json",
+    )
+
+
+def _json(body: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+
+
+Short = Annotated[StrictStr, Field(max_length=64)]
+
+
+class SimCardIn(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    slotIndex: StrictInt | None = None
+    simNumber: Annotated[StrictInt, Field(ge=1, le=8)]
+    phoneNumber: Short | None = None
+    carrierName: Short | None = None
+    iccid: Short | None = None
+
+    def report(self) -> SimReport:
+        return SimReport(
+            sim_number=self.simNumber,
+            slot_index=self.slotIndex,
+            phone_number=self.phoneNumber,
+            carrier_name=self.carrierName,
+            iccid=self.iccid,
+        )
+
+
+SimCards = Annotated[list[SimCardIn], Field(max_length=8)]
+
+
+class RegisterIn(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    name: Annotated[StrictStr, Field(min_length=1, max_length=128)]
+    pushToken: Annotated[StrictStr, Field(max_length=512)] | None = None
+    simCards: SimCards = []
+
+
+class PatchIn(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    id: Annotated[StrictStr, Field(max_length=64)]
+    pushToken: Annotated[StrictStr, Field(max_length=512)] | None = None
+    simCards: SimCards | None = None
+
+
+class PasswordIn(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    currentPassword: Annotated[StrictStr, Field(max_length=128)]
+    newPassword: Annotated[StrictStr, Field(max_length=128)]
+
+
+def _authorization(request: Request) -> str:
+    return request.headers.get("authorization", "")
+
+
+async def get_device(request: Request, session: SessionDep) -> Device:
+    return await devices.authenticate(session, _authorization(request))
+
+
+DeviceDep = Annotated[Device, Depends(get_device)]
+
+
+def _device_out(device: Device) -> dict[str, Any]:
+    return {
+        "id": device.id,
+        "name": device.name,
+        "createdAt": app_date(device.created_at),
+        "updatedAt": app_date(device.updated_at),
+        "lastSeen": app_date(device.last_seen_at or device.updated_at),
+    }
+
+
+@router.post("/device", status_code=201)
+async def register(
+    body: RegisterIn, request: Request, session: SessionDep, settings: SettingsDep
+) -> Response:
+    """A phone joins the account: ``Bearer <pairing token>``, ``Basic <login:password>`` or
+    ``Code <one-time code>``. The password is in the answer only when this made it."""
+    registered = await devices.register(
+        session,
+        _authorization(request),
+        body.name,
+        body.pushToken,
+        [sim.report() for sim in body.simCards],
+        client_ip(request),
+        settings,
+    )
+    return _json(
+        {
+            "id": registered.device.id,
+            "token": registered.token,
+            "login": registered.login,
+            "password": registered.password,
+        },
+        201,
+    )
+
+
+@router.get("/device")
+async def whoami(request: Request, session: SessionDep) -> Response:
+    """The calling phone (when it sends its token) and the address it calls from."""
+    body: dict[str, Any] = {"externalIp": client_ip(request)}
+    if _authorization(request):
+        body["device"] = _device_out(await devices.authenticate(session, _authorization(request)))
+    return _json(body)
+
+
+@router.patch("/device", status_code=204)
+async def patch_device(body: PatchIn, device: DeviceDep, session: SessionDep) -> Response:
+    sims = None if body.simCards is None else [sim.report() for sim in body.simCards]
+    await devices.patch(session, device, body.id, body.pushToken, sims)
+    return Response(status_code=204)
+
+
+@router.get("/user/code")
+async def user_code(request: Request, session: SessionDep, settings: SettingsDep) -> Response:
+    """A one-time code that adds a phone (``Code``), for the login and password sent."""
+    code, valid_until = await devices.user_code(
+        session, _authorization(request), client_ip(request), settings
+    )
+    return _json({"code": code, "validUntil": app_date(valid_until)})
+
+
+@router.patch("/user/password", status_code=204)
+async def change_password(body: PasswordIn, device: DeviceDep, session: SessionDep) -> Response:
+    await devices.change_password(session, device, body.currentPassword, body.newPassword)
+    return Response(status_code=204)
+
+
+@router.get("/settings")
+async def app_settings(device: DeviceDep, runtime: RuntimeDep) -> Response:
+    return _json(devices.app_settings(device, runtime.settings))

@@ -1,0 +1,101 @@
+"""All SQL for devices: phones, their SIM cards, the account's device login, and the tokens
+and codes that register a phone."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import delete, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from textbridge.models import Device, DeviceCredential, DeviceLogin, SimCard
+
+
+class DeviceRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    def add(self, row: Device | SimCard | DeviceLogin | DeviceCredential) -> None:
+        self.session.add(row)
+
+    async def get(self, account_id: str, device_id: str) -> Device | None:
+        result = await self.session.execute(
+            select(Device).where(Device.id == device_id, Device.account_id == account_id)
+        )
+        return result.scalar_one_or_none()
+
+    async def by_token(self, token_hash: str) -> Device | None:
+        result = await self.session.execute(select(Device).where(Device.token_hash == token_hash))
+        return result.scalar_one_or_none()
+
+    async def devices(self, account_id: str) -> Sequence[Device]:
+        result = await self.session.execute(
+            select(Device).where(Device.account_id == account_id).order_by(Device.id)
+        )
+        return result.scalars().all()
+
+    async def delete(self, device: Device) -> None:
+        await self.session.delete(device)
+
+    async def seen(self, device_id: str, at: datetime) -> None:
+        await self.session.execute(
+            update(Device).where(Device.id == device_id).values(last_seen_at=at)
+        )
+
+    # SIM cards ------------------------------------------------------------------------------
+
+    async def sim_cards(
+        self, account_id: str, device_ids: Sequence[str] | None = None
+    ) -> Sequence[SimCard]:
+        query = select(SimCard).where(SimCard.account_id == account_id)
+        if device_ids is not None:
+            query = query.where(SimCard.device_id.in_(device_ids))
+        result = await self.session.execute(query.order_by(SimCard.id))
+        return result.scalars().all()
+
+    async def sim_card(self, account_id: str, sim_card_id: int) -> SimCard | None:
+        result = await self.session.execute(
+            select(SimCard).where(SimCard.id == sim_card_id, SimCard.account_id == account_id)
+        )
+        return result.scalar_one_or_none()
+
+    # Registration -----------------------------------------------------------------------------
+
+    async def login_of(self, account_id: str) -> DeviceLogin | None:
+        return await self.session.get(DeviceLogin, account_id)
+
+    async def login(self, login: str) -> DeviceLogin | None:
+        result = await self.session.execute(select(DeviceLogin).where(DeviceLogin.login == login))
+        return result.scalar_one_or_none()
+
+    async def credential(self, kind: str, digest: str, now: datetime) -> DeviceCredential | None:
+        """A live credential: not expired, and (a code) not used yet. Locked, so a code is
+        used once even by two registrations at the same moment."""
+        query = select(DeviceCredential).where(
+            DeviceCredential.kind == kind,
+            DeviceCredential.digest == digest,
+            DeviceCredential.expires_at > now,
+            DeviceCredential.used_at.is_(None),
+        )
+        bind = self.session.bind
+        if bind is not None and bind.dialect.name == "postgresql":
+            query = query.with_for_update()
+        result = await self.session.execute(query)
+        return result.scalar_one_or_none()
+
+    async def digest_taken(self, digest: str) -> bool:
+        result = await self.session.execute(
+            select(DeviceCredential.id).where(DeviceCredential.digest == digest)
+        )
+        return result.first() is not None
+
+    async def forget_spent(self, digest: str, now: datetime) -> None:
+        """Drop an expired or used credential with this digest, so its code can be issued
+        again (six digits come round)."""
+        await self.session.execute(
+            delete(DeviceCredential).where(
+                DeviceCredential.digest == digest,
+                or_(DeviceCredential.expires_at <= now, DeviceCredential.used_at.is_not(None)),
+            )
+        )

@@ -1,0 +1,406 @@
+"""Devices: phones that register with the SMSGate device protocol and send the account's
+messages through their SIM cards.
+
+A phone registers in one of three ways, as the app does: with the account's pairing token
+(``Bearer``; from ``POST /v1/devices/pairing``), with the account's device login and password
+(``Basic``; made when the first phone registers, shown to it once) or with a one-time code
+(``Code``; from the pairing call or ``GET /user/code``). It gets its own bearer token back,
+stored as a digest like an API key.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import secrets
+import string
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from limits import parse_many
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from textbridge.accounts.service import Principal
+from textbridge.devices.repository import DeviceRepository
+from textbridge.errors import (
+    Forbidden,
+    NotFound,
+    TooManyRequests,
+    Unauthorized,
+    ValidationFailed,
+)
+from textbridge.kit.clock import utcnow
+from textbridge.kit.ids import new_id
+from textbridge.kit.secrets import hash_api_key, sign
+from textbridge.models import Device, DeviceCredential, DeviceLogin, SimCard
+from textbridge.settings import Settings
+
+PAIRING_TOKEN_PREFIX = "tbp_"  # noqa: S105 (a prefix, not a secret)
+DEVICE_TOKEN_PREFIX = "tbd_"  # noqa: S105
+PAIRING_LIFETIME = timedelta(hours=24)
+CODE_LIFETIME = timedelta(minutes=10)
+_ALPHANUMERIC = string.ascii_letters + string.digits
+_HASHER = PasswordHasher()
+
+
+@dataclass(frozen=True, slots=True)
+class Pairing:
+    token: str
+    code: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Registered:
+    device: Device
+    token: str
+    login: str
+    password: str | None  # only when this registration made the login
+
+
+@dataclass(frozen=True, slots=True)
+class SimReport:
+    """A SIM card as the app describes it."""
+
+    sim_number: int
+    slot_index: int | None = None
+    phone_number: str | None = None
+    carrier_name: str | None = None
+    iccid: str | None = None
+
+
+def _random(length: int, alphabet: str = _ALPHANUMERIC) -> str:
+    return "".join(secrets.choice(alphabet) for _ in range(length))
+
+
+def _code_digest(settings: Settings, code: str) -> str:
+    # Six digits: a plain hash would be reversed at once, so keyed with the server's secret.
+    return sign(settings.resolved_secret_key, f"device-code:{code}".encode())
+
+
+class DeviceService:
+    def __init__(self) -> None:
+        self._failures = MovingWindowRateLimiter(MemoryStorage())
+
+    def forget(self) -> None:
+        self._failures = MovingWindowRateLimiter(MemoryStorage())
+
+    def _admit(self, client_ip: str | None, settings: Settings) -> None:
+        """Refuse an address whose credentials failed too often (``DEVICE_AUTH_LIMIT``)."""
+        for item in parse_many(settings.device_auth_limit):
+            if not self._failures.test(item, "device-auth", client_ip or "?"):
+                reset = self._failures.get_window_stats(item, "device-auth", client_ip or "?")
+                raise TooManyRequests(
+                    "too many failed attempts from this address; try again later",
+                    retry_after=reset.reset_time - time.time(),
+                )
+
+    def _failed(self, client_ip: str | None, settings: Settings) -> None:
+        for item in parse_many(settings.device_auth_limit):
+            self._failures.hit(item, "device-auth", client_ip or "?")
+
+    # Pairing --------------------------------------------------------------------------------
+
+    async def pair(self, session: AsyncSession, caller: Principal, settings: Settings) -> Pairing:
+        """A pairing token for the app's registration and a one-time code for adding phones."""
+        now = utcnow()
+        token = PAIRING_TOKEN_PREFIX + secrets.token_urlsafe(24)
+        repository = DeviceRepository(session)
+        repository.add(
+            DeviceCredential(
+                id=new_id(),
+                account_id=caller.account_id,
+                kind="token",
+                digest=hash_api_key(token),
+                expires_at=now + PAIRING_LIFETIME,
+                created_at=now,
+            )
+        )
+        code, _ = await self._code(session, caller.account_id, settings, now)
+        return Pairing(token=token, code=code, expires_at=now + PAIRING_LIFETIME)
+
+    async def user_code(
+        self,
+        session: AsyncSession,
+        authorization: str,
+        client_ip: str | None,
+        settings: Settings,
+    ) -> tuple[str, datetime]:
+        """``GET /user/code``: a one-time code for the account whose login this is."""
+        self._admit(client_ip, settings)
+        try:
+            login = await self._basic(session, authorization)
+        except Unauthorized:
+            self._failed(client_ip, settings)
+            raise
+        return await self._code(session, login.account_id, settings, utcnow())
+
+    async def _code(
+        self, session: AsyncSession, account_id: str, settings: Settings, now: datetime
+    ) -> tuple[str, datetime]:
+        repository = DeviceRepository(session)
+        for _ in range(20):
+            code = _random(6, string.digits)
+            digest = _code_digest(settings, code)
+            await repository.forget_spent(digest, now)
+            if not await repository.digest_taken(digest):
+                break
+        else:  # pragma: no cover - a million codes live at once
+            raise ValidationFailed("too many live codes; try again later")
+        expires_at = now + CODE_LIFETIME
+        repository.add(
+            DeviceCredential(
+                id=new_id(),
+                account_id=account_id,
+                kind="code",
+                digest=digest,
+                expires_at=expires_at,
+                created_at=now,
+            )
+        )
+        return code, expires_at
+
+    # Registration ---------------------------------------------------------------------------
+
+    async def register(
+        self,
+        session: AsyncSession,
+        authorization: str,
+        name: str,
+        push_token: str | None,
+        sims: Sequence[SimReport],
+        client_ip: str | None,
+        settings: Settings,
+    ) -> Registered:
+        self._admit(client_ip, settings)
+        try:
+            account_id, login, password = await self._registrant(session, authorization, settings)
+        except Unauthorized:
+            self._failed(client_ip, settings)
+            raise
+        now = utcnow()
+        repository = DeviceRepository(session)
+        token = DEVICE_TOKEN_PREFIX + secrets.token_urlsafe(32)
+        device = Device(
+            id=_random(21),
+            account_id=account_id,
+            name=name,
+            push_token=push_token,
+            token_hash=hash_api_key(token),
+            signing_key=secrets.token_hex(32),
+            enabled=True,
+            last_seen_at=now,
+            created_at=now,
+            updated_at=now,
+        )
+        repository.add(device)
+        await session.flush()
+        await self._report_sims(session, device, sims, now)
+        return Registered(device, token, login.login, password)
+
+    async def _registrant(
+        self, session: AsyncSession, authorization: str, settings: Settings
+    ) -> tuple[str, DeviceLogin, str | None]:
+        """Whose phone this is, by its credentials; the account's device login (made now,
+        with its password, for the first phone)."""
+        now = utcnow()
+        repository = DeviceRepository(session)
+        scheme, _, value = authorization.partition(" ")
+        scheme, value = scheme.lower(), value.strip()
+        made_password = None
+        if scheme == "basic":
+            login = await self._basic(session, authorization)
+            account_id = login.account_id
+        elif scheme in ("bearer", "code") and value:
+            kind = "token" if scheme == "bearer" else "code"
+            digest = hash_api_key(value) if kind == "token" else _code_digest(settings, value)
+            credential = await repository.credential(kind, digest, now)
+            if credential is None:
+                what = "pairing token" if kind == "token" else "code"
+                raise Unauthorized(f"unknown or expired {what}")
+            if kind == "code":
+                credential.used_at = now
+            account_id = credential.account_id
+            existing = await repository.login_of(account_id)
+            if existing is not None:
+                login = existing
+            else:
+                made_password = secrets.token_urlsafe(12)
+                login = DeviceLogin(
+                    account_id=account_id,
+                    login=_random(8, string.ascii_uppercase + string.digits),
+                    password_hash=_HASHER.hash(made_password),
+                    created_at=now,
+                    updated_at=now,
+                )
+                repository.add(login)
+        else:
+            raise Unauthorized("send 'Authorization: Bearer <pairing token>', Basic or Code")
+        return account_id, login, made_password
+
+    async def _basic(self, session: AsyncSession, authorization: str) -> DeviceLogin:
+        scheme, _, value = authorization.partition(" ")
+        if scheme.lower() != "basic":
+            raise Unauthorized("send 'Authorization: Basic <login:password>'")
+        try:
+            login_name, _, password = base64.b64decode(value.strip()).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError) as exc:
+            raise Unauthorized("the Basic credentials are not base64 of login:password") from exc
+        login = await DeviceRepository(session).login(login_name)
+        if login is None or not _password_ok(login, password):
+            raise Unauthorized("wrong login or password")
+        return login
+
+    # The phone ------------------------------------------------------------------------------
+
+    async def authenticate(self, session: AsyncSession, authorization: str) -> Device:
+        """The phone whose bearer token this is."""
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthorized("send 'Authorization: Bearer <device token>'")
+        device = await DeviceRepository(session).by_token(hash_api_key(token.strip()))
+        if device is None:
+            raise Unauthorized("unknown device token")
+        if not device.enabled:
+            raise Forbidden("this device is disabled")
+        now = utcnow()
+        if device.last_seen_at is None or now - device.last_seen_at > timedelta(seconds=10):
+            await DeviceRepository(session).seen(device.id, now)
+            device.last_seen_at = now
+        return device
+
+    async def patch(
+        self,
+        session: AsyncSession,
+        device: Device,
+        device_id: str,
+        push_token: str | None,
+        sims: Sequence[SimReport] | None,
+    ) -> None:
+        if device_id != device.id:
+            raise Forbidden("that is not this device's id", field="id")
+        now = utcnow()
+        device.push_token = push_token
+        device.updated_at = now
+        if sims is not None:
+            await self._report_sims(session, device, sims, now)
+
+    async def _report_sims(
+        self, session: AsyncSession, device: Device, sims: Sequence[SimReport], now: datetime
+    ) -> None:
+        """The phone's SIMs as it sees them now: new ones added, known ones updated (their
+        ids and limits kept), missing ones kept but not present."""
+        repository = DeviceRepository(session)
+        known = {
+            sim.sim_number: sim
+            for sim in await repository.sim_cards(device.account_id, [device.id])
+        }
+        for sim in known.values():
+            sim.present = False
+        for report in sims:
+            found = known.get(report.sim_number)
+            if found is not None:
+                sim = found
+            else:
+                sim = SimCard(
+                    account_id=device.account_id,
+                    device_id=device.id,
+                    sim_number=report.sim_number,
+                    enabled=True,
+                    created_at=now,
+                )
+                repository.add(sim)
+            sim.slot_index = report.slot_index
+            sim.phone_number = report.phone_number
+            sim.carrier_name = report.carrier_name
+            sim.iccid = report.iccid
+            sim.present = True
+            sim.updated_at = now
+        await session.flush()
+
+    async def change_password(
+        self, session: AsyncSession, device: Device, current: str, new: str
+    ) -> None:
+        login = await DeviceRepository(session).login_of(device.account_id)
+        if login is None or not _password_ok(login, current):
+            raise Unauthorized("the current password is wrong")
+        if not 8 <= len(new) <= 128:
+            raise ValidationFailed("newPassword must be 8 to 128 characters", field="newPassword")
+        login.password_hash = _HASHER.hash(new)
+        login.updated_at = utcnow()
+
+    def app_settings(self, device: Device, settings: Settings) -> dict[str, Any]:
+        """What the app imports from ``GET /settings``: the key that signs its events to us,
+        and how often to ping."""
+        return {
+            "webhooks": {"signing_key": device.signing_key, "internet_required": True},
+            "ping": {"interval_seconds": settings.device_ping_seconds},
+            "gateway": {"notification_channel": "SSE_ONLY"},
+        }
+
+    # Native API -----------------------------------------------------------------------------
+
+    async def devices(
+        self, session: AsyncSession, caller: Principal
+    ) -> tuple[Sequence[Device], dict[str, list[SimCard]]]:
+        repository = DeviceRepository(session)
+        devices = await repository.devices(caller.account_id)
+        sims: dict[str, list[SimCard]] = {device.id: [] for device in devices}
+        for sim in await repository.sim_cards(caller.account_id):
+            sims.setdefault(sim.device_id, []).append(sim)
+        return devices, sims
+
+    async def get(self, session: AsyncSession, caller: Principal, device_id: str) -> Device:
+        device = await DeviceRepository(session).get(caller.account_id, device_id)
+        if device is None:
+            raise NotFound(f"no device {device_id}", field="id")
+        return device
+
+    async def update(
+        self, session: AsyncSession, caller: Principal, device_id: str, changes: dict[str, Any]
+    ) -> Device:
+        device = await self.get(session, caller, device_id)
+        for name in ("name", "enabled"):
+            if changes.get(name) is not None:
+                setattr(device, name, changes[name])
+        device.updated_at = utcnow()
+        await session.flush()
+        return device
+
+    async def delete(self, session: AsyncSession, caller: Principal, device_id: str) -> None:
+        device = await self.get(session, caller, device_id)
+        await DeviceRepository(session).delete(device)
+
+    async def sim_cards(self, session: AsyncSession, caller: Principal) -> Sequence[SimCard]:
+        return await DeviceRepository(session).sim_cards(caller.account_id)
+
+    async def update_sim(
+        self, session: AsyncSession, caller: Principal, sim_card_id: int, changes: dict[str, Any]
+    ) -> SimCard:
+        sim = await DeviceRepository(session).sim_card(caller.account_id, sim_card_id)
+        if sim is None:
+            raise NotFound(f"no SIM card {sim_card_id}", field="id")
+        for name, value in changes.items():
+            setattr(sim, name, value)
+        if (sim.work_start is None) != (sim.work_end is None):
+            raise ValidationFailed("work_start and work_end go together", field="work_end")
+        sim.updated_at = utcnow()
+        await session.flush()
+        return sim
+
+
+def _password_ok(login: DeviceLogin, password: str) -> bool:
+    try:
+        return _HASHER.verify(login.password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+devices = DeviceService()
