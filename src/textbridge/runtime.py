@@ -9,6 +9,7 @@ from textbridge.accounts.service import accounts
 from textbridge.billing.service import billing
 from textbridge.channels import Channels
 from textbridge.db import Database
+from textbridge.devices.channel import DeviceChannel
 from textbridge.devices.service import devices
 from textbridge.messages.service import messages
 from textbridge.messages.tasks import Worker
@@ -33,7 +34,7 @@ class Runtime:
         verifications.forget()
         devices.forget()
         db = Database(settings.resolved_database_url)
-        channels = Channels.from_settings(settings)
+        channels = Channels.from_settings(settings, DeviceChannel(db, settings))
         worker = Worker(db, channels, settings) if settings.role is not Role.API else None
         writer = AcceptanceWriter(db, on_commit=messages.wakeup.set)
         return cls(settings=settings, db=db, channels=channels, writer=writer, worker=worker)

@@ -84,6 +84,8 @@ class Settings(BaseSettings):
     # Devices (phones speaking the SMSGate protocol).
     device_ping_seconds: int = Field(default=60, ge=10)  # the app pings this often
     device_online_seconds: int = Field(default=300, ge=10)  # seen this recently: online
+    # A message given to a phone that has not taken it by then goes to another SIM.
+    device_take_seconds: int = Field(default=300, ge=1)
     # Failed registrations and code requests per address: a six-digit code must not be
     # guessable by trying them all.
     device_auth_limit: str = "10/minute;50/hour"

@@ -1,7 +1,8 @@
 """The channel protocol: how the dispatcher hands messages to a way of sending them.
 
 A channel takes a batch of due messages and answers, per message, ``sent`` (with its own
-reference), ``retry`` (a temporary problem, with a delay) or ``failed`` (permanent). Later status
+reference), ``retry`` (a temporary problem, with a delay), ``failed`` (permanent) or
+``assigned`` (the device channel: given to a phone's SIM, which pulls it and reports). Later status
 reports and inbound messages flow back through the ``ChannelReporter`` the dispatcher gives it.
 """
 
@@ -26,6 +27,8 @@ class Outcome(StrEnum):
     SENT = "sent"
     RETRY = "retry"
     FAILED = "failed"
+    ASSIGNED = "assigned"  # handed to a phone's SIM; the phone pulls it and reports
+    WAIT = "wait"  # no sender can take it now: queued again, not counted as an attempt
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +53,7 @@ class OutboundMessage:
     segments: int
     attempts: int
     extra: dict[str, Any] | None = None
+    account_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +64,22 @@ class SendResult:
     error_code: str | None = None
     error_message: str | None = None
     retry_after: float | None = None  # seconds, for RETRY
+    device_id: str | None = None  # for ASSIGNED
+    sim_card_id: int | None = None
+
+    @classmethod
+    def assigned(cls, message_id: str, device_id: str, sim_card_id: int) -> SendResult:
+        return cls(message_id, Outcome.ASSIGNED, device_id=device_id, sim_card_id=sim_card_id)
+
+    @classmethod
+    def wait(cls, message_id: str, reason: str, retry_after: float) -> SendResult:
+        return cls(
+            message_id,
+            Outcome.WAIT,
+            error_code="senders_busy",
+            error_message=reason,
+            retry_after=retry_after,
+        )
 
     @classmethod
     def sent(cls, message_id: str, channel_ref: str) -> SendResult:

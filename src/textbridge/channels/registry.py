@@ -43,12 +43,14 @@ class Channels:
         self._by_name = {channel.name: channel for channel in channels}
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Channels:
+    def from_settings(cls, settings: Settings, *extra: Channel) -> Channels:
+        """The channels the settings enable, and ``extra`` ones built elsewhere (the device
+        channel, which needs the database)."""
         factories = load_factories()
         enabled: list[Channel] = []
         if settings.simulator_enabled:
             enabled.append(factories[ChannelKind.SIMULATOR](settings))
-        return cls(enabled)
+        return cls([*enabled, *extra])
 
     def __iter__(self) -> Iterator[Channel]:
         return iter(self._by_name.values())
@@ -59,8 +61,11 @@ class Channels:
     def route(self, message_type: MessageType) -> Channel | None:
         """The channel for a new message: the first able to carry its type.
 
-        Routing by destination, SIM and device arrives with devices and SMPP connectors."""
+        The device channel is never a default: the dispatcher gives it the messages of
+        accounts that have phones."""
         for channel in self._by_name.values():
+            if channel.kind is ChannelKind.DEVICE:
+                continue
             if message_type in channel.capabilities.message_types:
                 return channel
         return None

@@ -11,13 +11,15 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import orjson
-from fastapi import Depends, Request, Response
+from fastapi import Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from textbridge.api.deps import RuntimeDep, SessionDep, SettingsDep, client_ip
 from textbridge.api.routing import make_router
 from textbridge.devices.service import SimReport, devices
 from textbridge.errors import TextbridgeError
+from textbridge.kit.clock import utcnow
+from textbridge.messages.service import PhoneReport, messages
 from textbridge.models import Device
 
 PREFIX = "/api/mobile/v1"
@@ -171,3 +173,98 @@ async def change_password(body: PasswordIn, device: DeviceDep, session: SessionD
 @router.get("/settings")
 async def app_settings(device: DeviceDep, runtime: RuntimeDep) -> Response:
     return _json(devices.app_settings(device, runtime.settings))
+
+
+# Messages ----------------------------------------------------------------------------------
+
+STATES = ("Pending", "Processed", "Sent", "Delivered", "Failed", "Cancelling", "Cancelled")
+
+
+def _priority(ours: int) -> int:
+    """Ours: lower goes first, 5 by default; the app's: -128..127, 100 and up expedited."""
+    return 100 if ours < 5 else 0
+
+
+@router.get("/message")
+async def pull(
+    device: DeviceDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    order: Annotated[str, Query(pattern="^(lifo|fifo)$")] = "lifo",
+) -> Response:
+    """Up to 100 messages given to this phone and not yet taken, until it reports them."""
+    given = await messages.given_to_phone(
+        session, device.id, newest_first=order == "lifo", settings=settings
+    )
+    sims = await devices.sim_numbers(session, device)
+    return _json(
+        [
+            {
+                "id": message.id,
+                "textMessage": {"text": text},
+                "dataMessage": None,
+                "message": text,
+                "phoneNumbers": [message.phone],
+                "simNumber": sims.get(message.sim_card_id or 0),
+                "withDeliveryReport": True,
+                "isEncrypted": False,
+                "priority": _priority(message.priority),
+                "validUntil": app_date(message.expires_at) if message.expires_at else None,
+                "scheduleAt": None,
+                "state": "Pending",
+                "createdAt": app_date(message.created_at),
+            }
+            for message, text in given
+        ]
+    )
+
+
+class RecipientIn(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    phoneNumber: Short
+    state: StrictStr
+    error: Annotated[StrictStr, Field(max_length=1000)] | None = None
+
+
+class MessageStateIn(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    id: Annotated[StrictStr, Field(max_length=36)]
+    state: Annotated[StrictStr, Field(pattern="^(" + "|".join(STATES) + ")$")]
+    recipients: Annotated[list[RecipientIn], Field(max_length=100)] = []
+    states: dict[Annotated[StrictStr, Field(max_length=16)], StrictStr] = {}
+
+    def report(self, now: datetime) -> PhoneReport:
+        error = next((r.error for r in self.recipients if r.error), None)
+        return PhoneReport(
+            message_id=self.id,
+            state=self.state,
+            at=_parse_date(self.states.get(self.state)) or now,
+            sent_at=_parse_date(self.states.get("Sent")),
+            error=error[:255] if error else None,
+        )
+
+
+def _parse_date(value: str | None) -> datetime | None:
+    """The app's dates (milliseconds and a zone); one it cannot have meant is ignored."""
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+@router.patch("/message", status_code=204)
+async def report(
+    body: Annotated[list[MessageStateIn], Field(max_length=500)],
+    device: DeviceDep,
+    session: SessionDep,
+) -> Response:
+    """What became of messages: taken (Processed), Sent, Delivered, Failed, Cancelled. Ids
+    this phone was not given are ignored."""
+    now = utcnow()
+    await messages.record_phone_reports(session, device.id, [item.report(now) for item in body])
+    return Response(status_code=204)

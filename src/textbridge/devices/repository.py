@@ -4,12 +4,20 @@ and codes that register a phone."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import case, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from textbridge.models import Device, DeviceCredential, DeviceLogin, SimCard
+from textbridge.models import (
+    Device,
+    DeviceCredential,
+    DeviceLogin,
+    Message,
+    MessageStatus,
+    SimCard,
+)
 
 
 class DeviceRepository:
@@ -99,3 +107,56 @@ class DeviceRepository:
                 or_(DeviceCredential.expires_at <= now, DeviceCredential.used_at.is_not(None)),
             )
         )
+
+    # Routing ----------------------------------------------------------------------------------
+
+    async def accounts_with_devices(self, account_ids: set[str]) -> set[str]:
+        if not account_ids:
+            return set()
+        result = await self.session.execute(
+            select(Device.account_id).where(Device.account_id.in_(account_ids)).distinct()
+        )
+        return set(result.scalars())
+
+    async def senders(self, account_ids: set[str]) -> Sequence[Any]:
+        """Every SIM of these accounts with its phone's state."""
+        result = await self.session.execute(
+            select(
+                SimCard.id,
+                SimCard.account_id,
+                SimCard.device_id,
+                SimCard.sim_number,
+                SimCard.enabled,
+                SimCard.present,
+                SimCard.per_minute,
+                SimCard.per_day,
+                SimCard.work_start,
+                SimCard.work_end,
+                Device.enabled.label("device_enabled"),
+                Device.last_seen_at,
+            )
+            .join(Device, Device.id == SimCard.device_id)
+            .where(SimCard.account_id.in_(account_ids))
+            .order_by(SimCard.id)
+        )
+        return result.all()
+
+    async def sim_load(
+        self, sim_ids: Sequence[int], now: datetime
+    ) -> dict[int, tuple[int, int, int]]:
+        """Per SIM: messages given to it in the last minute, in the last day, and those its
+        phone has not finished."""
+        if not sim_ids:
+            return {}
+        minute, day = now - timedelta(minutes=1), now - timedelta(days=1)
+        result = await self.session.execute(
+            select(
+                Message.sim_card_id,
+                func.sum(case((Message.dispatching_at >= minute, 1), else_=0)),
+                func.count(),
+                func.sum(case((Message.status == MessageStatus.DISPATCHING, 1), else_=0)),
+            )
+            .where(Message.sim_card_id.in_(sim_ids), Message.dispatching_at >= day)
+            .group_by(Message.sim_card_id)
+        )
+        return {sim: (int(m or 0), int(d or 0), int(f or 0)) for sim, m, d, f in result.all()}

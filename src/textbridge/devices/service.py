@@ -336,6 +336,11 @@ class DeviceService:
         login.password_hash = _HASHER.hash(new)
         login.updated_at = utcnow()
 
+    async def sim_numbers(self, session: AsyncSession, device: Device) -> dict[int, int]:
+        """The phone's SIM ids, to the numbers it knows them by."""
+        sims = await DeviceRepository(session).sim_cards(device.account_id, [device.id])
+        return {sim.id: sim.sim_number for sim in sims}
+
     def app_settings(self, device: Device, settings: Settings) -> dict[str, Any]:
         """What the app imports from ``GET /settings``: the key that signs its events to us,
         and how often to ping."""
@@ -344,6 +349,10 @@ class DeviceService:
             "ping": {"interval_seconds": settings.device_ping_seconds},
             "gateway": {"notification_channel": "SSE_ONLY"},
         }
+
+    async def accounts_with_devices(self, session: AsyncSession, account_ids: set[str]) -> set[str]:
+        """Which of these accounts have a phone: their messages go to phones by default."""
+        return await DeviceRepository(session).accounts_with_devices(account_ids)
 
     # Native API -----------------------------------------------------------------------------
 

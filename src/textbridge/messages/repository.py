@@ -258,8 +258,12 @@ class MessageRepository:
         owner: str,
         now: datetime,
         retries: Iterable[tuple[str, datetime, str | None, str | None]],
+        *,
+        counted: bool = True,
     ) -> None:
-        """Back to the queue after a temporary error: (id, when, error code, error message)."""
+        """Back to the queue after a temporary error: (id, when, error code, error message).
+        Not ``counted``: the claim's attempt is given back (nobody could take it)."""
+        extra = {} if counted else {"attempts": _TABLE.c.attempts - 1}
         await self._update_held(
             owner,
             [{"m_id": i, "m_due": d, "m_code": c, "m_text": t} for i, d, c, t in retries],
@@ -268,7 +272,112 @@ class MessageRepository:
             due_at=bindparam("m_due"),
             error_code=bindparam("m_code"),
             error_message=bindparam("m_text"),
+            **extra,
         )
+
+    async def assign(
+        self,
+        owner: str,
+        assigned: Iterable[tuple[str, str, str, int]],
+        lease_until: datetime,
+    ) -> None:
+        """Give messages to phones: (message id, channel, device id, SIM id). They stay
+        ``dispatching``, held by the phone (``d:<device id>``, and ``t:<device id>`` once it
+        took them); if it does not take them before ``lease_until``, back to the queue."""
+        rows = [
+            {"m_id": i, "m_channel": c, "m_device": d, "m_sim": s, "m_owner": f"d:{d}"}
+            for i, c, d, s in assigned
+        ]
+        if not rows:
+            return
+        rows.sort(key=lambda row: str(row["m_id"]))
+        await self.session.execute(
+            update(_TABLE)
+            .where(
+                _TABLE.c.id == bindparam("m_id"),
+                _TABLE.c.status == MessageStatus.DISPATCHING,
+                _TABLE.c.lease_owner == owner,
+            )
+            .values(
+                channel=bindparam("m_channel"),
+                device_id=bindparam("m_device"),
+                sim_card_id=bindparam("m_sim"),
+                lease_owner=bindparam("m_owner"),
+                lease_expires_at=lease_until,
+            ),
+            rows,
+        )
+
+    # A phone's side --------------------------------------------------------------------------
+
+    async def given_to(
+        self, device_id: str, *, newest_first: bool, limit: int
+    ) -> Sequence[Message]:
+        """What the phone was given and has not taken yet: the pull answers it until the phone
+        reports a state, so a lost answer loses nothing."""
+        order = Message.id.desc() if newest_first else Message.id
+        result = await self.session.execute(
+            select(Message)
+            .where(
+                Message.device_id == device_id,
+                Message.status == MessageStatus.DISPATCHING,
+                Message.lease_owner == f"d:{device_id}",
+            )
+            .order_by(Message.priority, order)
+            .limit(limit)
+        )
+        return result.scalars().all()
+
+    async def of_device(self, device_id: str, ids: Sequence[str]) -> dict[str, str]:
+        """Those of ``ids`` given to this phone, with their accounts (the others are ignored,
+        as the app expects)."""
+        if not ids:
+            return {}
+        result = await self.session.execute(
+            select(Message.id, Message.account_id).where(
+                Message.id.in_(ids), Message.device_id == device_id
+            )
+        )
+        return {message_id: account_id for message_id, account_id in result.all()}
+
+    async def taken(self, device_id: str, ids: Sequence[str]) -> None:
+        """The phone has them: no lease any more (they never go to another SIM, which could
+        send them twice); validity still ends them if the phone never reports."""
+        await self.session.execute(
+            update(Message)
+            .where(
+                Message.id.in_(ids),
+                Message.status == MessageStatus.DISPATCHING,
+                Message.lease_owner == f"d:{device_id}",
+            )
+            .values(lease_owner=f"t:{device_id}", lease_expires_at=None)
+        )
+
+    async def sent_by_phone(
+        self, device_id: str, sent: Sequence[tuple[str, datetime]]
+    ) -> list[str]:
+        """(id, when) the phone sent; answers those that moved to ``sent``."""
+        moved = []
+        for message_id, at in sorted(sent):
+            result = await self.session.execute(
+                update(Message)
+                .where(
+                    Message.id == message_id,
+                    Message.status == MessageStatus.DISPATCHING,
+                    Message.lease_owner.in_([f"d:{device_id}", f"t:{device_id}"]),
+                )
+                .values(
+                    status=MessageStatus.SENT,
+                    sent_at=at,
+                    lease_owner=None,
+                    lease_expires_at=None,
+                    error_code=None,
+                    error_message=None,
+                )
+            )
+            if getattr(result, "rowcount", 0):
+                moved.append(message_id)
+        return moved
 
     async def _update_held(self, owner: str, rows: list[dict[str, Any]], **values: Any) -> None:
         """One update per row (``m_id`` and the row's own values), for the messages this
@@ -340,11 +449,19 @@ class MessageRepository:
         return [Finished(*row) for row in result.all()]
 
     async def due_to_expire(self, now: datetime, limit: int) -> Sequence[str]:
+        """Past their validity: waiting, sent without a report, or taken by a phone that never
+        said what became of them (``dispatching`` without a lease)."""
         result = await self.session.execute(
             select(Message.id)
             .where(
-                Message.status.in_(
-                    [MessageStatus.ACCEPTED, MessageStatus.QUEUED, MessageStatus.SENT]
+                or_(
+                    Message.status.in_(
+                        [MessageStatus.ACCEPTED, MessageStatus.QUEUED, MessageStatus.SENT]
+                    ),
+                    and_(
+                        Message.status == MessageStatus.DISPATCHING,
+                        Message.lease_expires_at.is_(None),
+                    ),
                 ),
                 Message.expires_at <= now,
             )

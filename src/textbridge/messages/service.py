@@ -29,6 +29,7 @@ from textbridge.kit.clock import as_utc, utcnow
 from textbridge.kit.encoding import segment
 from textbridge.kit.ids import new_id
 from textbridge.kit.phone import InvalidPhoneNumber, Phone, country_name, parse_phone
+from textbridge.kit.secrets import one_time_code
 from textbridge.kit.template import Template, has_placeholders, parse
 from textbridge.messages.repository import Finished, MessageFilter, MessageRepository
 from textbridge.messages.writer import Acceptance, AcceptanceWriter, IdempotencyClaim
@@ -152,6 +153,40 @@ class QueueFigures:
     depth: int
     oldest_age_seconds: float | None
     by_status: dict[str, int]
+
+
+EXPIRABLE = (
+    MessageStatus.ACCEPTED,
+    MessageStatus.QUEUED,
+    MessageStatus.SENT,
+    MessageStatus.DISPATCHING,  # only those a phone took (the repository picks them)
+)
+
+
+def fill_code(text: str, extra: dict[str, Any] | None, secret: str) -> str:
+    """Put a one-time code into its message at the last moment (it is stored nowhere)."""
+    code = (extra or {}).get("one_time_code")
+    if not code:
+        return text
+    return text.replace("{code}", one_time_code(secret, code["nonce"], code["digits"]))
+
+
+@dataclass(frozen=True, slots=True)
+class PhoneReport:
+    """A phone's word on one message: its state (the app's), when, and why it failed."""
+
+    message_id: str
+    state: str  # Pending, Processed, Sent, Delivered, Failed, Cancelled
+    at: datetime
+    sent_at: datetime | None = None
+    error: str | None = None
+
+
+def _by_error(reports: Iterable[PhoneReport]) -> dict[str | None, list[str]]:
+    grouped: dict[str | None, list[str]] = defaultdict(list)
+    for report in reports:
+        grouped[report.error].append(report.message_id)
+    return grouped
 
 
 class MessageService:
@@ -450,11 +485,22 @@ class MessageService:
         now = utcnow()
         repository = MessageRepository(session)
         sent: list[tuple[str, str, str | None]] = []
+        assigned: list[tuple[str, str, str, int]] = []
         retries: list[tuple[str, datetime, str | None, str | None]] = []
+        waiting: list[tuple[str, datetime, str | None, str | None]] = []
         failures: dict[tuple[str | None, str | None], list[str]] = defaultdict(list)
         for result in results:
             if result.outcome is Outcome.SENT:
                 sent.append((result.message_id, channel, result.channel_ref))
+            elif (
+                result.outcome is Outcome.ASSIGNED
+                and result.device_id is not None
+                and result.sim_card_id is not None
+            ):
+                assigned.append((result.message_id, channel, result.device_id, result.sim_card_id))
+            elif result.outcome is Outcome.WAIT:
+                due = now + timedelta(seconds=result.retry_after or 1.0)
+                waiting.append((result.message_id, due, result.error_code, result.error_message))
             elif result.outcome is Outcome.RETRY and (
                 attempts.get(result.message_id, 0) < settings.max_attempts
             ):
@@ -473,6 +519,10 @@ class MessageService:
             {"status": "sent"},
         )
         await repository.requeue(owner, now, retries)
+        await repository.requeue(owner, now, waiting, counted=False)
+        await repository.assign(
+            owner, assigned, now + timedelta(seconds=settings.device_take_seconds)
+        )
         _count_after_commit(session, MessageStatus.SENT, len(sent))
         for (code, text), ids in failures.items():
             finished = await repository.finish(
@@ -485,6 +535,55 @@ class MessageService:
                 error_message=text,
             )
             await self._settle(session, finished, MessageStatus.FAILED)
+
+    async def given_to_phone(
+        self, session: AsyncSession, device_id: str, *, newest_first: bool, settings: Settings
+    ) -> list[tuple[Message, str]]:
+        """What a phone pulls: each message with its text as it is sent (a one-time code
+        filled in now; it is stored nowhere)."""
+        given = await MessageRepository(session).given_to(
+            device_id, newest_first=newest_first, limit=100
+        )
+        secret = settings.resolved_secret_key
+        return [(message, fill_code(message.text, message.extra, secret)) for message in given]
+
+    async def record_phone_reports(
+        self, session: AsyncSession, device_id: str, reports: Sequence[PhoneReport]
+    ) -> None:
+        """What a phone says became of the messages it was given. Ids it was not given are
+        ignored; a state a message has already passed changes nothing."""
+        repository = MessageRepository(session)
+        accounts = await repository.of_device(device_id, [r.message_id for r in reports])
+        mine = [report for report in reports if report.message_id in accounts]
+        taken = [r.message_id for r in mine if r.state in ("Pending", "Processed")]
+        await repository.taken(device_id, taken)
+        # Delivered and failed-after-sending imply sent: recorded first, with its event.
+        sent = [
+            (r.message_id, r.sent_at or r.at)
+            for r in mine
+            if r.state in ("Sent", "Delivered") or (r.state == "Failed" and r.sent_at)
+        ]
+        moved = await repository.sent_by_phone(device_id, sent)
+        await record_for_messages(
+            session, EventType.MESSAGE_SENT, [(i, accounts[i]) for i in moved], {"status": "sent"}
+        )
+        _count_after_commit(session, MessageStatus.SENT, len(moved))
+        now = utcnow()
+        for state, status, origins in (
+            ("Delivered", MessageStatus.DELIVERED, (MessageStatus.SENT,)),
+            ("Failed", MessageStatus.FAILED, (MessageStatus.SENT, MessageStatus.DISPATCHING)),
+            ("Cancelled", MessageStatus.CANCELLED, (MessageStatus.DISPATCHING,)),
+        ):
+            for error, ids in _by_error(r for r in mine if r.state == state).items():
+                finished = await repository.finish(
+                    ids,
+                    status=status,
+                    from_statuses=origins,
+                    now=now,
+                    error_code="phone_failed" if status is MessageStatus.FAILED else None,
+                    error_message=error,
+                )
+                await self._settle(session, finished, status)
 
     async def record_reports(self, session: AsyncSession, reports: Iterable[StatusReport]) -> None:
         """Apply delivery reports. A report can overtake the ``sent`` record of its own message,
@@ -515,7 +614,7 @@ class MessageService:
         finished = await repository.finish(
             ids,
             status=MessageStatus.EXPIRED,
-            from_statuses=(MessageStatus.ACCEPTED, MessageStatus.QUEUED, MessageStatus.SENT),
+            from_statuses=EXPIRABLE,
             now=now,
             error_code="expired",
             error_message="validity period ended before delivery",

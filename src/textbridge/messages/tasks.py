@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from textbridge.channels import (
     Channel,
     ChannelError,
+    ChannelKind,
     Channels,
     InboundSms,
     InFlight,
@@ -28,12 +29,12 @@ from textbridge.channels import (
     StatusReport,
 )
 from textbridge.db import Database
+from textbridge.devices.service import devices
 from textbridge.idempotency.service import idempotency
 from textbridge.kit.clock import utcnow
 from textbridge.kit.ids import new_id
-from textbridge.kit.secrets import one_time_code
 from textbridge.messages.repository import QUEUE_CHANNEL, MessageRepository
-from textbridge.messages.service import messages
+from textbridge.messages.service import fill_code, messages
 from textbridge.metrics import DISPATCH_BATCH_SECONDS
 from textbridge.models import MessageType
 from textbridge.notices.service import Mailer
@@ -84,13 +85,15 @@ class Dispatcher:
                     async with asyncio.timeout(self.settings.dispatch_poll_seconds):
                         await messages.wakeup.wait()
 
-    def _fill(self, text: str, extra: dict[str, Any] | None) -> str:
-        """Put a one-time code into its message at the last moment (it is stored nowhere)."""
-        code = (extra or {}).get("one_time_code")
-        if not code:
-            return text
-        secret = self.settings.resolved_secret_key
-        return text.replace("{code}", one_time_code(secret, code["nonce"], code["digits"]))
+    def _channel(self, row: Any, with_phones: set[str]) -> Channel | None:
+        """A message's channel: the one it names; else its account's phones, if it has any
+        (the simulator then takes only what is routed to it by name)."""
+        phones = row.account_id in with_phones
+        if row.channel == ChannelKind.DEVICE and not phones:
+            return None  # given to a phone once, and the account has none now
+        if row.channel:
+            return self.channels.get(row.channel)
+        return self.channels.get(ChannelKind.DEVICE) if phones else None
 
     async def dispatch_once(self) -> int:
         """One claim-send-record round; answers how many messages it handled."""
@@ -104,6 +107,9 @@ class Dispatcher:
                 owner=owner,
                 limit=self.settings.dispatch_batch_size,
             )
+            with_phones = await devices.accounts_with_devices(
+                session, {row.account_id for row in claimed}
+            )
         if not claimed:
             return 0
         by_channel: dict[str, list[OutboundMessage]] = defaultdict(list)
@@ -116,16 +122,16 @@ class Dispatcher:
                 phone=row.phone,
                 sender=row.sender,
                 type=MessageType(row.type),
-                text=self._fill(row.text, row.extra),
+                text=fill_code(row.text, row.extra, self.settings.resolved_secret_key),
                 encoding=row.encoding,
                 segments=row.segments,
                 attempts=row.attempts,
                 extra=row.extra,
+                account_id=row.account_id,
             )
             attempts[row.id] = row.attempts
             accounts[row.id] = row.account_id
-            channel = self.channels.get(row.channel) if row.channel else None
-            channel = channel or self.channels.route(message.type)
+            channel = self._channel(row, with_phones) or self.channels.route(message.type)
             if channel is None:
                 error = ChannelError("no channel can send this message", code="no_route")
                 unroutable.append(SendResult.retry(row.id, error))

@@ -59,6 +59,8 @@ class Message(Base):
         Index("ix_messages_queue", "status", "priority", "due_at"),
         Index("ix_messages_expiry", "status", "expires_at"),
         Index("ix_messages_account", "account_id", "id"),
+        Index("ix_messages_device", "device_id", "status"),  # a phone's pull
+        Index("ix_messages_sim", "sim_card_id", "dispatching_at"),  # a SIM's limits
         Index("ix_messages_account_phone", "account_id", "phone"),
         Index("ix_messages_batch", "batch_id"),
     )
@@ -87,6 +89,10 @@ class Message(Base):
 
     channel: Mapped[str | None] = mapped_column(String(32))
     channel_ref: Mapped[str | None] = mapped_column(String(64))
+    # The phone and SIM a device-routed message went to (no foreign key: a removed phone
+    # leaves its history).
+    device_id: Mapped[str | None] = mapped_column(String(21))
+    sim_card_id: Mapped[int | None] = mapped_column(Integer)
     error_code: Mapped[str | None] = mapped_column(String(64))
     error_message: Mapped[str | None] = mapped_column(String(255))
     attempts: Mapped[int] = mapped_column(Integer, default=0)

@@ -1,0 +1,144 @@
+"""The device channel: gives each message to a SIM of one of its account's phones.
+
+The phone pulls what it was given (``GET /message``) and reports what became of it, so this
+channel only chooses: the SIM a message pins (``sim_card_id``), else the least busy SIM that
+is enabled, present, on a phone that is enabled and online, inside its work hours and under
+its limits per minute and per day. When none can take a message, it waits in the queue
+(TextLink's ``queued: true``) and is tried again shortly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from typing import Any, ClassVar
+
+from textbridge.channels.base import (
+    Capabilities,
+    ChannelKind,
+    ChannelReporter,
+    InFlight,
+    OutboundMessage,
+    SendResult,
+)
+from textbridge.db import Database
+from textbridge.devices.repository import DeviceRepository
+from textbridge.kit.clock import utcnow
+from textbridge.settings import Settings
+
+_WAIT = 5.0  # seconds before a message no SIM could take is tried again
+
+
+@dataclass
+class Sender:
+    """A SIM as routing sees it: who it belongs to, whether it can send now, and its load."""
+
+    id: int
+    account_id: str
+    device_id: str
+    usable: bool  # enabled, present, its phone enabled and online, inside work hours
+    per_minute: int | None
+    per_day: int | None
+    last_minute: int
+    last_day: int
+    in_flight: int
+
+    def has_room(self) -> bool:
+        return (self.per_minute is None or self.last_minute < self.per_minute) and (
+            self.per_day is None or self.last_day < self.per_day
+        )
+
+    def take(self) -> None:
+        self.last_minute += 1
+        self.last_day += 1
+        self.in_flight += 1
+
+
+def within(start: str | None, end: str | None, now: datetime) -> bool:
+    """Whether ``now`` (UTC) is inside the work hours "HH:MM"-"HH:MM" (overnight allowed)."""
+    if start is None or end is None:
+        return True
+    begin, finish, moment = time.fromisoformat(start), time.fromisoformat(end), now.time()
+    if begin <= finish:
+        return begin <= moment < finish
+    return moment >= begin or moment < finish
+
+
+def choose(messages: Sequence[OutboundMessage], senders: Sequence[Sender]) -> list[SendResult]:
+    """One result per message: assigned to a SIM, or to wait."""
+    by_id = {sender.id: sender for sender in senders}
+    results = []
+    for message in messages:
+        pinned = (message.extra or {}).get("sim_card_id")
+        candidates: Sequence[Sender]
+        if isinstance(pinned, int) and pinned in by_id:
+            candidates = [by_id[pinned]] if by_id[pinned].account_id == message.account_id else []
+        else:
+            candidates = [s for s in senders if s.account_id == message.account_id]
+        able = [s for s in candidates if s.usable and s.has_room()]
+        if not able:
+            reason = "all senders busy: queued until a SIM can take it"
+            results.append(SendResult.wait(message.id, reason, _WAIT))
+            continue
+        sender = min(able, key=lambda s: (s.in_flight, s.last_minute, s.id))
+        sender.take()
+        results.append(SendResult.assigned(message.id, sender.device_id, sender.id))
+    return results
+
+
+class DeviceChannel:
+    kind: ClassVar[ChannelKind] = ChannelKind.DEVICE
+    capabilities = Capabilities(max_batch=500)
+
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self.name = ChannelKind.DEVICE.value
+        self.db = db
+        self.settings = settings
+
+    async def start(self, reporter: ChannelReporter) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
+
+    async def resume(self, in_flight: Sequence[InFlight]) -> None:
+        pass  # the phones report by themselves
+
+    def healthy(self) -> bool:
+        return True
+
+    async def send(self, messages: Sequence[OutboundMessage]) -> list[SendResult]:
+        now = utcnow()
+        accounts = {message.account_id for message in messages}
+
+        async def load(session: Any) -> list[Sender]:
+            repository = DeviceRepository(session)
+            rows = await repository.senders(accounts)
+            load = await repository.sim_load([row.id for row in rows], now)
+            return [self._sender(row, load.get(row.id, (0, 0, 0)), now) for row in rows]
+
+        return choose(messages, await self.db.run(load))
+
+    def _sender(self, row: Any, load: tuple[int, int, int], now: datetime) -> Sender:
+        online = row.last_seen_at is not None and now - row.last_seen_at < timedelta(
+            seconds=self.settings.device_online_seconds
+        )
+        usable = (
+            row.enabled
+            and row.present
+            and row.device_enabled
+            and online
+            and within(row.work_start, row.work_end, now)
+        )
+        return Sender(
+            id=row.id,
+            account_id=row.account_id,
+            device_id=row.device_id,
+            usable=usable,
+            per_minute=row.per_minute,
+            per_day=row.per_day,
+            last_minute=load[0],
+            last_day=load[1],
+            in_flight=load[2],
+        )

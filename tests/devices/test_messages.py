@@ -1,0 +1,198 @@
+"""Messages through phones, as the app pulls and reports them: routing to the account's SIMs,
+the idempotent pull, state reports, pinned SIMs, limits, and the lease a phone that never
+takes its messages loses."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import make_settings
+from tests.devices.test_registration import MOBILE, paired, phone, register
+from textbridge.settings import Settings
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return make_settings(database_url, tmp_path, device_take_seconds=2)
+
+
+async def a_phone(tenant: httpx.AsyncClient) -> dict[str, Any]:
+    pairing = await paired(tenant)
+    answer = await register(tenant, f"Bearer {pairing['token']}")
+    assert answer.status_code == 201, answer.text
+    device: dict[str, Any] = answer.json()
+    return device
+
+
+async def pull(app: httpx.AsyncClient, count: int, timeout: float = 10) -> list[dict[str, Any]]:
+    """What the phone gets, once the dispatcher has given it ``count`` messages."""
+    deadline = time.monotonic() + timeout
+    while True:
+        answer = await app.get(f"{MOBILE}/message")
+        assert answer.status_code == 200, answer.text
+        given: list[dict[str, Any]] = answer.json()
+        if len(given) >= count or time.monotonic() > deadline:
+            return given
+        await asyncio.sleep(0.05)
+
+
+def state(message_id: str, name: str, error: str | None = None, **times: str) -> dict[str, Any]:
+    return {
+        "id": message_id,
+        "state": name,
+        "recipients": [{"phoneNumber": "+14155550100", "state": name, "error": error}],
+        "states": times,
+    }
+
+
+async def status_of(tenant: httpx.AsyncClient, message_id: str) -> dict[str, Any]:
+    found: dict[str, Any] = (await tenant.get(f"/v1/messages/{message_id}")).json()
+    return found
+
+
+async def test_the_phone_pulls_its_messages_and_reports_them(tenant: httpx.AsyncClient) -> None:
+    device = await a_phone(tenant)
+    balance = (await tenant.get("/v1/account")).json()["balance"]
+    sent = await tenant.post(
+        "/v1/messages", json={"to": [f"+1415555010{n}" for n in range(4)], "text": "Hi"}
+    )
+    ids = [m["id"] for m in sent.json()["messages"]]
+    async with phone(tenant, device["token"]) as app:
+        given = await pull(app, 4)
+        assert sorted(m["id"] for m in given) == sorted(ids)
+        first = given[0]
+        assert first["textMessage"] == {"text": "Hi"}
+        assert first["state"] == "Pending"
+        assert first["simNumber"] in (1, 2)
+        assert {m["simNumber"] for m in given} == {1, 2}  # the least busy SIM each time
+        assert first["createdAt"].endswith("Z")
+        assert len(await pull(app, 4)) == 4  # the pull is idempotent until a report
+
+        processed = await app.patch(f"{MOBILE}/message", json=[state(i, "Processed") for i in ids])
+        assert processed.status_code == 204, processed.text
+        assert (await app.get(f"{MOBILE}/message")).json() == []  # taken
+
+        at = "2026-11-22T10:00:00.123+02:00"
+        reports = [
+            state(ids[0], "Delivered", Sent=at, Delivered=at),
+            state(ids[1], "Failed", error="RESULT_ERROR_GENERIC_FAILURE"),
+            state(ids[2], "Sent", Sent=at),
+            state("unknown-id", "Sent", Sent=at),
+        ]
+        assert (await app.patch(f"{MOBILE}/message", json=reports)).status_code == 204
+    delivered, failed, out, waiting = [await status_of(tenant, i) for i in ids]
+    assert (delivered["status"], delivered["channel"]) == ("delivered", "device")
+    assert datetime.fromisoformat(delivered["status_times"]["sent"]) == datetime(
+        2026, 11, 22, 8, 0, 0, 123000, tzinfo=UTC
+    )
+    assert (failed["status"], failed["error"]["code"]) == ("failed", "phone_failed")
+    assert failed["error"]["message"] == "RESULT_ERROR_GENERIC_FAILURE"
+    assert out["status"] == "sent"
+    assert waiting["status"] == "dispatching"
+    # The failed one is refunded: three of four charged.
+    after = (await tenant.get("/v1/account")).json()["balance"]
+    assert round(balance - after, 6) == round(3 * float(delivered["price"]), 6)
+
+
+async def test_a_message_pins_its_sim(tenant: httpx.AsyncClient) -> None:
+    device = await a_phone(tenant)
+    sims = (await tenant.get("/v1/sim-cards")).json()
+    second = next(s for s in sims if s["sim_number"] == 2)
+    for _ in range(3):
+        answer = await tenant.post(
+            "/textlink/api/send-sms",
+            json={"phone_number": "+14155550100", "text": "x", "sim_card_id": second["id"]},
+        )
+        assert answer.json()["ok"] is True, answer.text
+    async with phone(tenant, device["token"]) as app:
+        given = await pull(app, 3)
+    assert [m["simNumber"] for m in given] == [2, 2, 2]
+
+
+async def test_a_sim_under_its_limit_leaves_the_rest_queued(tenant: httpx.AsyncClient) -> None:
+    device = await a_phone(tenant)
+    for sim in (await tenant.get("/v1/sim-cards")).json():
+        await tenant.patch(f"/v1/sim-cards/{sim['id']}", json={"per_minute": 1})
+    sent = await tenant.post(
+        "/v1/messages", json={"to": [f"+1415555010{n}" for n in range(3)], "text": "Hi"}
+    )
+    ids = [m["id"] for m in sent.json()["messages"]]
+    async with phone(tenant, device["token"]) as app:
+        given = await pull(app, 2)
+        await asyncio.sleep(0.5)
+        assert len(await pull(app, 2)) == 2
+    [left] = [i for i in ids if i not in {m["id"] for m in given}]
+    waiting = await status_of(tenant, left)
+    assert waiting["status"] == "queued"
+    assert waiting["error"]["code"] == "senders_busy"
+    assert waiting["attempts"] == 0  # waiting for a SIM is not an attempt
+
+
+async def test_a_phone_that_never_takes_its_messages_loses_them_to_another(
+    tenant: httpx.AsyncClient,
+) -> None:
+    lazy = await a_phone(tenant)
+    sent = await tenant.post("/v1/messages", json={"to": "+14155550100", "text": "Hi"})
+    message_id = sent.json()["messages"][0]["id"]
+    async with phone(tenant, lazy["token"]) as app:
+        assert [m["id"] for m in await pull(app, 1)] == [message_id]
+    await tenant.patch(f"/v1/devices/{lazy['id']}", json={"enabled": False})
+    eager = await a_phone(tenant)
+    async with phone(tenant, eager["token"]) as app:  # after DEVICE_TAKE_SECONDS (2 here)
+        assert [m["id"] for m in await pull(app, 1, timeout=15)] == [message_id]
+        await app.patch(f"{MOBILE}/message", json=[state(message_id, "Processed")])
+    await tenant.patch(f"/v1/devices/{lazy['id']}", json={"enabled": True})
+    async with phone(tenant, lazy["token"]) as app:
+        assert await pull(app, 1, timeout=0) == []
+        # Its late report is ignored: the message is the other phone's now.
+        await app.patch(f"{MOBILE}/message", json=[state(message_id, "Failed", error="x")])
+    assert (await status_of(tenant, message_id))["status"] == "dispatching"
+
+
+async def test_a_one_time_code_is_filled_in_when_the_phone_pulls(
+    tenant: httpx.AsyncClient,
+) -> None:
+    device = await a_phone(tenant)
+    started = await tenant.post("/v1/verifications", json={"phone": "+381690156360"})
+    assert started.status_code == 201, started.text
+    async with phone(tenant, device["token"]) as app:
+        [message] = await pull(app, 1)
+    text = message["textMessage"]["text"]
+    assert "{code}" not in text
+    code = next(word for word in text.split() if word.strip(".").isdigit()).strip(".")
+    checked = await tenant.post(
+        "/v1/verifications/check", json={"verification_id": started.json()["id"], "code": code}
+    )
+    assert checked.json()["valid"] is True
+
+
+async def test_a_phone_sees_and_reports_only_its_own(
+    client: httpx.AsyncClient, tenant: httpx.AsyncClient
+) -> None:
+    mine = await a_phone(tenant)
+    theirs = await a_phone(client)
+    sent = await tenant.post("/v1/messages", json={"to": "+14155550100", "text": "Hi"})
+    message_id = sent.json()["messages"][0]["id"]
+    async with phone(tenant, mine["token"]) as app:
+        assert len(await pull(app, 1)) == 1
+    async with phone(client, theirs["token"]) as app:
+        assert (await app.get(f"{MOBILE}/message")).json() == []
+        await app.patch(f"{MOBILE}/message", json=[state(message_id, "Failed", error="x")])
+    assert (await status_of(tenant, message_id))["status"] == "dispatching"
+
+
+async def test_bad_reports_are_400_in_the_apps_shape(tenant: httpx.AsyncClient) -> None:
+    device = await a_phone(tenant)
+    async with phone(tenant, device["token"]) as app:
+        for body in ([{"id": "x", "state": "Exploded"}], {"id": "x"}, [{"state": "Sent"}]):
+            answer = await app.patch(f"{MOBILE}/message", json=body)
+            assert answer.status_code == 400, answer.text
+            assert "message" in answer.json()
+        assert (await app.get(f"{MOBILE}/message", params={"order": "random"})).status_code == 400
