@@ -82,6 +82,9 @@ class Settings(BaseSettings):
     webhook_poll_seconds: float = Field(default=1.0, gt=0)
 
     # Devices (phones speaking the SMSGate protocol).
+    # Where phones reach this server (https://host:port), for the URLs it gives them; by
+    # default the address the phone used.
+    public_url: str | None = None
     device_ping_seconds: int = Field(default=60, ge=10)  # the app pings this often
     device_online_seconds: int = Field(default=300, ge=10)  # seen this recently: online
     # A message given to a phone that has not taken it by then goes to another SIM.

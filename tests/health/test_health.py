@@ -13,7 +13,7 @@ async def test_health_reports_database_queue_and_channels(client: httpx.AsyncCli
     body = answer.json()
     assert body["status"] == "ok"
     assert body["database"] is True
-    assert body["channels"] == {"simulator": True}
+    assert body["channels"] == {"simulator": True, "device": True}
     assert body["queue_depth"] == 0
     assert body["oldest_queued_seconds"] is None
 

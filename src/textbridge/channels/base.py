@@ -119,6 +119,7 @@ class InboundSms:
     received_at: datetime
     account_id: str
     extra: dict[str, Any] = field(default_factory=dict)
+    ref: str | None = None  # the channel's own id: the same ref twice is stored once
 
 
 @dataclass(frozen=True, slots=True)

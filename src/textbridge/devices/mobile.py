@@ -11,16 +11,20 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import orjson
+import structlog
 from fastapi import Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from textbridge.api.deps import RuntimeDep, SessionDep, SettingsDep, client_ip
 from textbridge.api.routing import make_router
+from textbridge.channels import InboundSms
 from textbridge.devices.service import SimReport, devices
-from textbridge.errors import TextbridgeError
+from textbridge.errors import TextbridgeError, ValidationFailed
 from textbridge.kit.clock import utcnow
 from textbridge.messages.service import PhoneReport, messages
 from textbridge.models import Device
+
+log = structlog.get_logger(__name__)
 
 PREFIX = "/api/mobile/v1"
 router = make_router(prefix=PREFIX, tags=["device protocol (SMSGate)"])
@@ -268,3 +272,84 @@ async def report(
     now = utcnow()
     await messages.record_phone_reports(session, device.id, [item.report(now) for item in body])
     return Response(status_code=204)
+
+
+# Events the phone posts to us -------------------------------------------------------------
+
+PHONE_EVENTS = ("sms:received", "sms:sent", "sms:delivered", "sms:failed", "system:ping")
+_STATE_OF = {"sms:sent": "Sent", "sms:delivered": "Delivered", "sms:failed": "Failed"}
+
+
+@router.get("/webhooks")
+async def phone_webhooks(device: DeviceDep, request: Request, settings: SettingsDep) -> Response:
+    """Where the phone posts what happens on it: our own URL, for each event we use."""
+    base = (settings.public_url or str(request.base_url)).rstrip("/")
+    return _json(
+        [
+            {"id": f"textbridge-{event.replace(':', '-')}", "url": f"{base}{PREFIX}/hook",
+             "event": event}
+            for event in PHONE_EVENTS
+        ]
+    )  # fmt: skip
+
+
+@router.post("/hook", status_code=204)
+async def phone_event(request: Request, session: SessionDep, settings: SettingsDep) -> Response:
+    """An event from a phone, signed with the key it took from ``GET /settings``: a received
+    SMS becomes an inbound message, ``sms:sent`` / ``delivered`` / ``failed`` report on a
+    message it was given. The phone retries until it gets a 2xx, so a repeat is harmless."""
+    body = await request.body()
+    device, event = await devices.from_phone(
+        session,
+        body,
+        request.headers.get("x-timestamp", ""),
+        request.headers.get("x-signature", ""),
+    )
+    found = event.get("payload")
+    payload: dict[str, Any] = found if isinstance(found, dict) else {}
+    kind = event.get("event")
+    now = utcnow()
+    if kind == "sms:received":
+        await _received(session, device, payload, str(event.get("id") or ""), settings)
+    elif kind in _STATE_OF and isinstance(payload.get("messageId"), str):
+        state = _STATE_OF[str(kind)]
+        at_field = {"Sent": "sentAt", "Delivered": "deliveredAt", "Failed": "failedAt"}[state]
+        reason = payload.get("reason")
+        report = PhoneReport(
+            message_id=payload["messageId"][:36],
+            state=state,
+            at=_parse_date(payload.get(at_field)) or now,
+            sent_at=_parse_date(payload.get("sentAt")),
+            error=str(reason)[:255] if reason else None,
+        )
+        await messages.record_phone_reports(session, device.id, [report])
+    return Response(status_code=204)
+
+
+async def _received(
+    session: SessionDep, device: Device, payload: dict[str, Any], event_id: str, settings: Any
+) -> None:
+    sender, text = payload.get("sender"), payload.get("message")
+    if not isinstance(sender, str) or not isinstance(text, str):
+        raise ValidationFailed("payload.sender and payload.message are required")
+    sim_number = payload.get("simNumber")
+    sims = await devices.sim_numbers(session, device)
+    sim_card_id = next((i for i, n in sims.items() if n == sim_number), None)
+    ref = f"{device.id}:{payload.get('messageId') or event_id}"[:64]
+    sms = InboundSms(
+        phone=sender,
+        to=payload.get("recipient") if isinstance(payload.get("recipient"), str) else None,
+        text=text,
+        received_at=_parse_date(payload.get("receivedAt")) or utcnow(),
+        account_id=device.account_id,
+        extra={"device_id": device.id, "sim_card_id": sim_card_id},
+        ref=ref,
+    )
+    try:
+        await messages.receive(session, sms, settings=settings)
+    except ValidationFailed as exc:
+        if exc.field not in ("from", "to"):
+            raise
+        # An alphanumeric sender ("Google") has no number to store; answering an error
+        # would only make the phone send it again, fifteen times.
+        log.info("inbound SMS from a sender that is not a number dropped", error=exc.message)

@@ -33,6 +33,9 @@ class DeviceRepository:
         )
         return result.scalar_one_or_none()
 
+    async def by_id(self, device_id: str) -> Device | None:
+        return await self.session.get(Device, device_id)
+
     async def by_token(self, token_hash: str) -> Device | None:
         result = await self.session.execute(select(Device).where(Device.token_hash == token_hash))
         return result.scalar_one_or_none()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hmac
 import secrets
 import string
 import time
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from limits import parse_many
@@ -38,7 +40,7 @@ from textbridge.errors import (
 )
 from textbridge.kit.clock import utcnow
 from textbridge.kit.ids import new_id
-from textbridge.kit.secrets import hash_api_key, sign
+from textbridge.kit.secrets import hash_api_key, sign, sign_phone_event
 from textbridge.models import Device, DeviceCredential, DeviceLogin, SimCard
 from textbridge.settings import Settings
 
@@ -340,6 +342,32 @@ class DeviceService:
         """The phone's SIM ids, to the numbers it knows them by."""
         sims = await DeviceRepository(session).sim_cards(device.account_id, [device.id])
         return {sim.id: sim.sim_number for sim in sims}
+
+    async def from_phone(
+        self, session: AsyncSession, body: bytes, timestamp: str, signature: str
+    ) -> tuple[Device, dict[str, Any]]:
+        """An event a phone posted to us (``sms:received``, ``sms:sent``...), once its
+        signature checks out with that phone's key and it is at most five minutes old."""
+        try:
+            event = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise ValidationFailed("the body is not JSON") from exc
+        if not isinstance(event, dict) or not isinstance(event.get("deviceId"), str):
+            raise ValidationFailed("deviceId is required", field="deviceId")
+        device = await DeviceRepository(session).by_id(event["deviceId"][:64])
+        if (
+            device is None
+            or not timestamp.isdigit()
+            or abs(time.time() - int(timestamp)) > 300
+            or not hmac.compare_digest(
+                sign_phone_event(device.signing_key, body, timestamp), signature.lower()
+            )
+        ):
+            raise Unauthorized("the signature does not match, or the request is too old")
+        if not device.enabled:
+            raise Forbidden("this device is disabled")
+        await DeviceRepository(session).seen(device.id, utcnow())
+        return device, event
 
     def app_settings(self, device: Device, settings: Settings) -> dict[str, Any]:
         """What the app imports from ``GET /settings``: the key that signs its events to us,

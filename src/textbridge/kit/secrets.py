@@ -60,3 +60,9 @@ def verify_webhook(
         return False
     expected = "v1=" + sign_webhook(secret, int(timestamp), body)
     return hmac.compare_digest(expected, signature)
+
+
+def sign_phone_event(key: str, body: bytes, timestamp: str) -> str:
+    """The SMSGate app's webhook signature: hex HMAC-SHA256 over the raw body, then the
+    ``X-Timestamp`` header (the other order from ours, as the app does it)."""
+    return sign(key, body + timestamp.encode())

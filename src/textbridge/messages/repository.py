@@ -26,7 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from textbridge.models import BulkJob, Message, MessageStatus
+from textbridge.models import BulkJob, Direction, Message, MessageStatus
 
 _STATUS_TIME = {
     MessageStatus.ACCEPTED: Message.accepted_at,
@@ -307,6 +307,19 @@ class MessageRepository:
             ),
             rows,
         )
+
+    async def received_before(self, account_id: str, phone: str, ref: str) -> bool:
+        """Whether an inbound message with this channel reference is stored (the index on
+        account and phone narrows it to the conversation)."""
+        result = await self.session.execute(
+            select(Message.id).where(
+                Message.account_id == account_id,
+                Message.phone == phone,
+                Message.direction == Direction.IN,
+                Message.channel_ref == ref,
+            )
+        )
+        return result.first() is not None
 
     # A phone's side --------------------------------------------------------------------------
 

@@ -337,6 +337,9 @@ class MessageService:
             except InvalidPhoneNumber as exc:
                 raise ValidationFailed(str(exc), field="to") from exc
         text = _check_text(sms.text, settings.max_text_length, allow_empty=True)
+        repository = MessageRepository(session)
+        if sms.ref and await repository.received_before(sms.account_id, phone.e164, sms.ref):
+            return {}  # a channel sending it again (a phone retrying its webhook)
         segmentation = segment(text)
         row = {
             "id": new_id(),
@@ -355,11 +358,12 @@ class MessageService:
             "status": MessageStatus.RECEIVED,
             "priority": Priority.NORMAL,
             "extra": sms.extra or None,
+            "channel_ref": sms.ref,
             "attempts": 0,
             "created_at": sms.received_at,
             "received_at": sms.received_at,
         }
-        await MessageRepository(session).insert_many([row])
+        await repository.insert_many([row])
         await record_for_messages(
             session,
             EventType.MESSAGE_RECEIVED,
