@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -10,6 +11,7 @@ import sys
 import time
 from collections.abc import Callable, Coroutine
 from decimal import Decimal
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -316,6 +318,53 @@ def bench(
             backend or ["sqlite", "postgresql"], seconds=seconds, e2e_messages=e2e_messages
         )
     )
+
+
+class AgentBackend(StrEnum):
+    SIMULATED = "simulated"
+
+
+@app.command()
+def agent(
+    server: Annotated[str, typer.Option(help="The server's URL, e.g. https://192.168.1.10:8443")],
+    token: Annotated[
+        str, typer.Option(help="A pairing token (POST /v1/devices/pairing), for the first run")
+    ],
+    backend: Annotated[AgentBackend, typer.Option(help="What sends the SMS")] = (
+        AgentBackend.SIMULATED
+    ),
+    name: Annotated[str, typer.Option(help="The device's name")] = "textbridge-agent",
+    state: Annotated[
+        Path, typer.Option(help="Where the device's id and token are kept between runs")
+    ] = Path(".textbridge-agent.json"),
+    sims: Annotated[int, typer.Option(min=1, max=8, help="SIM cards (simulated)")] = 2,
+    send_delay_ms: Annotated[int, typer.Option(min=0, help="Per SMS (simulated)")] = 50,
+    failure_rate: Annotated[float, typer.Option(min=0, max=1, help="(simulated)")] = 0.0,
+    poll_seconds: Annotated[float, typer.Option(min=0.1, help="Pull this often anyway")] = 60.0,
+    ca_cert: Annotated[
+        Path | None, typer.Option(help="Trust this CA (a private one) for https")
+    ] = None,
+    journal: Annotated[
+        Path | None, typer.Option(help="Append a JSON line per SMS sent and per report")
+    ] = None,
+) -> None:
+    """Be a phone: register with the server, then send what it gives this device."""
+    from textbridge.agent import Agent, SimulatedBackend
+    from textbridge.logs import configure
+
+    configure(load_settings())
+    device = Agent(
+        server,
+        token,
+        SimulatedBackend(sims=sims, delay=send_delay_ms / 1000, failure_rate=failure_rate),
+        name=name,
+        state=state,
+        poll=poll_seconds,
+        verify=str(ca_cert) if ca_cert else True,
+        journal=journal,
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(device.run())
 
 
 def main() -> None:  # pragma: no cover

@@ -89,6 +89,9 @@ class Settings(BaseSettings):
     device_online_seconds: int = Field(default=300, ge=10)  # seen this recently: online
     # A message given to a phone that has not taken it by then goes to another SIM.
     device_take_seconds: int = Field(default=300, ge=1)
+    # ... and one it took but has not reported sent by then (it died) goes to another SIM.
+    device_send_seconds: int = Field(default=900, ge=1)
+    device_keepalive_seconds: float = Field(default=15, gt=0)  # SSE comments, as the app expects
     # Failed registrations and code requests per address: a six-digit code must not be
     # guessable by trying them all.
     device_auth_limit: str = "10/minute;50/hour"

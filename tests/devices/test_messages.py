@@ -20,7 +20,7 @@ from textbridge.settings import Settings
 
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
-    return make_settings(database_url, tmp_path, device_take_seconds=2)
+    return make_settings(database_url, tmp_path, device_take_seconds=2, device_send_seconds=2)
 
 
 async def a_phone(tenant: httpx.AsyncClient) -> dict[str, Any]:
@@ -196,3 +196,26 @@ async def test_bad_reports_are_400_in_the_apps_shape(tenant: httpx.AsyncClient) 
             assert answer.status_code == 400, answer.text
             assert "message" in answer.json()
         assert (await app.get(f"{MOBILE}/message", params={"order": "random"})).status_code == 400
+
+
+async def test_a_phone_that_dies_after_taking_returns_what_it_never_reported_sent(
+    tenant: httpx.AsyncClient,
+) -> None:
+    dying = await a_phone(tenant)
+    sent = await tenant.post(
+        "/v1/messages", json={"to": ["+14155550100", "+14155550101"], "text": "Hi"}
+    )
+    reported, unreported = (m["id"] for m in sent.json()["messages"])
+    async with phone(tenant, dying["token"]) as app:
+        await pull(app, 2)
+        taken = [state(reported, "Processed"), state(unreported, "Processed")]
+        await app.patch(f"{MOBILE}/message", json=taken)
+        await app.patch(f"{MOBILE}/message", json=[state(reported, "Sent")])
+    await tenant.patch(f"/v1/devices/{dying['id']}", json={"enabled": False})  # it died
+    other = await a_phone(tenant)
+    async with phone(tenant, other["token"]) as app:  # after DEVICE_SEND_SECONDS (2 here)
+        again = await pull(app, 1, timeout=15)
+        await asyncio.sleep(0.5)
+        assert [m["id"] for m in await pull(app, 1)] == [unreported]  # never what was sent
+    assert [m["id"] for m in again] == [unreported]
+    assert (await status_of(tenant, reported))["status"] == "sent"

@@ -2,9 +2,10 @@
 
 The phone pulls what it was given (``GET /message``) and reports what became of it, so this
 channel only chooses: the SIM a message pins (``sim_card_id``), else the least busy SIM that
-is enabled, present, on a phone that is enabled and online, inside its work hours and under
-its limits per minute and per day. When none can take a message, it waits in the queue
-(TextLink's ``queued: true``) and is tried again shortly.
+is enabled, present, on a phone that is enabled and online (seen within
+``DEVICE_ONLINE_SECONDS``; one with its event stream open to this process first), inside its
+work hours and under its limits per minute and per day. When none can take a message, it
+waits in the queue (TextLink's ``queued: true``) and is tried again shortly.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from textbridge.channels.base import (
     SendResult,
 )
 from textbridge.db import Database
+from textbridge.devices.hub import hub
 from textbridge.devices.repository import DeviceRepository
 from textbridge.kit.clock import utcnow
 from textbridge.settings import Settings
@@ -43,6 +45,7 @@ class Sender:
     last_minute: int
     last_day: int
     in_flight: int
+    connected: bool = False  # its event stream is open to this process
 
     def has_room(self) -> bool:
         return (self.per_minute is None or self.last_minute < self.per_minute) and (
@@ -81,7 +84,8 @@ def choose(messages: Sequence[OutboundMessage], senders: Sequence[Sender]) -> li
             reason = "all senders busy: queued until a SIM can take it"
             results.append(SendResult.wait(message.id, reason, _WAIT))
             continue
-        sender = min(able, key=lambda s: (s.in_flight, s.last_minute, s.id))
+        # A phone with its stream open here first: one that went quiet may be gone.
+        sender = min(able, key=lambda s: (not s.connected, s.in_flight, s.last_minute, s.id))
         sender.take()
         results.append(SendResult.assigned(message.id, sender.device_id, sender.id))
     return results
@@ -141,4 +145,5 @@ class DeviceChannel:
             last_minute=load[0],
             last_day=load[1],
             in_flight=load[2],
+            connected=hub.connected(row.device_id),
         )

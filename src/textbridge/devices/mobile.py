@@ -7,17 +7,22 @@ are ``{"message"}``. The app treats every non-2xx as an error and retries.
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import orjson
 import structlog
 from fastapi import Depends, Query, Request, Response
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from textbridge.api.deps import RuntimeDep, SessionDep, SettingsDep, client_ip
 from textbridge.api.routing import make_router
 from textbridge.channels import InboundSms
+from textbridge.devices.hub import hub
 from textbridge.devices.service import SimReport, devices
 from textbridge.errors import TextbridgeError, ValidationFailed
 from textbridge.kit.clock import utcnow
@@ -179,6 +184,42 @@ async def app_settings(device: DeviceDep, runtime: RuntimeDep) -> Response:
     return _json(devices.app_settings(device, runtime.settings))
 
 
+# Push: Server-Sent Events -------------------------------------------------------------------
+
+
+@router.get("/events")
+async def events(device: DeviceDep, runtime: RuntimeDep) -> StreamingResponse:
+    """The phone's stream (the app's "SSE only" channel): ``MessageEnqueued`` when it was
+    given messages, a ``:keepalive`` comment every ``DEVICE_KEEPALIVE_SECONDS``. The app
+    pulls right after it connects, and reconnects by itself."""
+    device_id, keepalive = device.id, runtime.settings.device_keepalive_seconds
+
+    async def stream() -> AsyncIterator[bytes]:
+        queue = hub.subscribe(device_id)
+        touched = time.monotonic()
+        try:
+            yield b":connected\n\n"
+            while True:
+                try:
+                    async with asyncio.timeout(keepalive):
+                        kind, data = await queue.get()
+                except TimeoutError:
+                    yield b":keepalive\n\n"
+                    if time.monotonic() - touched > 60:  # connected: online, seen now
+                        touched = time.monotonic()
+                        await runtime.db.run(lambda session: devices.seen(session, device_id))
+                    continue
+                yield b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
+        finally:
+            hub.unsubscribe(device_id, queue)
+
+    return StreamingResponse(
+        stream(),
+        media_type="text/event-stream",
+        headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
+    )
+
+
 # Messages ----------------------------------------------------------------------------------
 
 STATES = ("Pending", "Processed", "Sent", "Delivered", "Failed", "Cancelling", "Cancelled")
@@ -266,11 +307,13 @@ async def report(
     body: Annotated[list[MessageStateIn], Field(max_length=500)],
     device: DeviceDep,
     session: SessionDep,
+    settings: SettingsDep,
 ) -> Response:
     """What became of messages: taken (Processed), Sent, Delivered, Failed, Cancelled. Ids
     this phone was not given are ignored."""
     now = utcnow()
-    await messages.record_phone_reports(session, device.id, [item.report(now) for item in body])
+    reports = [item.report(now) for item in body]
+    await messages.record_phone_reports(session, device.id, reports, settings)
     return Response(status_code=204)
 
 
@@ -322,7 +365,7 @@ async def phone_event(request: Request, session: SessionDep, settings: SettingsD
             sent_at=_parse_date(payload.get("sentAt")),
             error=str(reason)[:255] if reason else None,
         )
-        await messages.record_phone_reports(session, device.id, [report])
+        await messages.record_phone_reports(session, device.id, [report], settings)
     return Response(status_code=204)
 
 

@@ -278,6 +278,9 @@ class DeviceService:
             device.last_seen_at = now
         return device
 
+    async def seen(self, session: AsyncSession, device_id: str) -> None:
+        await DeviceRepository(session).seen(device_id, utcnow())
+
     async def patch(
         self,
         session: AsyncSession,

@@ -353,9 +353,11 @@ class MessageRepository:
         )
         return {message_id: account_id for message_id, account_id in result.all()}
 
-    async def taken(self, device_id: str, ids: Sequence[str]) -> None:
-        """The phone has them: no lease any more (they never go to another SIM, which could
-        send them twice); validity still ends them if the phone never reports."""
+    async def taken(self, device_id: str, ids: Sequence[str], lease_until: datetime) -> None:
+        """The phone has them. If it does not report them sent by ``lease_until`` (it died),
+        they go back to the queue for another SIM; what it reported sent never does."""
+        if not ids:
+            return
         await self.session.execute(
             update(Message)
             .where(
@@ -363,7 +365,7 @@ class MessageRepository:
                 Message.status == MessageStatus.DISPATCHING,
                 Message.lease_owner == f"d:{device_id}",
             )
-            .values(lease_owner=f"t:{device_id}", lease_expires_at=None)
+            .values(lease_owner=f"t:{device_id}", lease_expires_at=lease_until)
         )
 
     async def sent_by_phone(
@@ -462,19 +464,11 @@ class MessageRepository:
         return [Finished(*row) for row in result.all()]
 
     async def due_to_expire(self, now: datetime, limit: int) -> Sequence[str]:
-        """Past their validity: waiting, sent without a report, or taken by a phone that never
-        said what became of them (``dispatching`` without a lease)."""
         result = await self.session.execute(
             select(Message.id)
             .where(
-                or_(
-                    Message.status.in_(
-                        [MessageStatus.ACCEPTED, MessageStatus.QUEUED, MessageStatus.SENT]
-                    ),
-                    and_(
-                        Message.status == MessageStatus.DISPATCHING,
-                        Message.lease_expires_at.is_(None),
-                    ),
+                Message.status.in_(
+                    [MessageStatus.ACCEPTED, MessageStatus.QUEUED, MessageStatus.SENT]
                 ),
                 Message.expires_at <= now,
             )

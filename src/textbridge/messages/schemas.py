@@ -105,6 +105,8 @@ class MessageOut(BaseModel):
         "sim_card_id, dlt_template_id"
     )
     channel: str | None
+    device_id: str | None = Field(default=None, description="The phone it went through")
+    sim_card_id: int | None = Field(default=None, description="... and its SIM")
     attempts: int
     error: MessageError | None
     schedule_at: datetime | None
@@ -140,6 +142,8 @@ class MessageOut(BaseModel):
             custom_id=message.custom_id,
             extra=message.extra,
             channel=message.channel,
+            device_id=message.device_id,
+            sim_card_id=message.sim_card_id,
             attempts=message.attempts,
             error=(
                 MessageError(code=message.error_code, message=message.error_message)

@@ -22,6 +22,7 @@ from textbridge.channels import Channels, InboundSms, Outcome, SendResult, Statu
 from textbridge.contacts.service import contacts, template_values
 from textbridge.db import Database
 from textbridge.db.engine import after_commit
+from textbridge.devices.hub import hub
 from textbridge.errors import Conflict, NotFound, ValidationFailed
 from textbridge.events.service import EventType, record_for_messages
 from textbridge.idempotency.service import StoredAnswer
@@ -153,14 +154,6 @@ class QueueFigures:
     depth: int
     oldest_age_seconds: float | None
     by_status: dict[str, int]
-
-
-EXPIRABLE = (
-    MessageStatus.ACCEPTED,
-    MessageStatus.QUEUED,
-    MessageStatus.SENT,
-    MessageStatus.DISPATCHING,  # only those a phone took (the repository picks them)
-)
 
 
 def fill_code(text: str, extra: dict[str, Any] | None, secret: str) -> str:
@@ -527,6 +520,9 @@ class MessageService:
         await repository.assign(
             owner, assigned, now + timedelta(seconds=settings.device_take_seconds)
         )
+        if assigned:  # their phones pull as soon as they hear of it
+            phones = [device_id for _, _, device_id, _ in assigned]
+            after_commit(session, lambda: hub.tell(phones, "MessageEnqueued"))
         _count_after_commit(session, MessageStatus.SENT, len(sent))
         for (code, text), ids in failures.items():
             finished = await repository.finish(
@@ -552,7 +548,11 @@ class MessageService:
         return [(message, fill_code(message.text, message.extra, secret)) for message in given]
 
     async def record_phone_reports(
-        self, session: AsyncSession, device_id: str, reports: Sequence[PhoneReport]
+        self,
+        session: AsyncSession,
+        device_id: str,
+        reports: Sequence[PhoneReport],
+        settings: Settings,
     ) -> None:
         """What a phone says became of the messages it was given. Ids it was not given are
         ignored; a state a message has already passed changes nothing."""
@@ -560,7 +560,8 @@ class MessageService:
         accounts = await repository.of_device(device_id, [r.message_id for r in reports])
         mine = [report for report in reports if report.message_id in accounts]
         taken = [r.message_id for r in mine if r.state in ("Pending", "Processed")]
-        await repository.taken(device_id, taken)
+        lease = utcnow() + timedelta(seconds=settings.device_send_seconds)
+        await repository.taken(device_id, taken, lease)
         # Delivered and failed-after-sending imply sent: recorded first, with its event.
         sent = [
             (r.message_id, r.sent_at or r.at)
@@ -618,7 +619,7 @@ class MessageService:
         finished = await repository.finish(
             ids,
             status=MessageStatus.EXPIRED,
-            from_statuses=EXPIRABLE,
+            from_statuses=(MessageStatus.ACCEPTED, MessageStatus.QUEUED, MessageStatus.SENT),
             now=now,
             error_code="expired",
             error_message="validity period ended before delivery",

@@ -89,5 +89,7 @@ def textlink(kind: str, at: datetime, data: dict[str, Any], subject: Subject, se
             textlink_id=message.id if message else data.get("id"),
             custom_id=message.custom_id if message else data.get("custom_id"),
         )
-    body["sim_card_id"] = extra.get("sim_card_id")
+    # The SIM that sent it; else the one the request pinned.
+    used = message.sim_card_id if message is not None else None
+    body["sim_card_id"] = used if used is not None else extra.get("sim_card_id")
     return orjson.dumps(body)

@@ -1,0 +1,89 @@
+"""The phone's event stream on a real server: MessageEnqueued when it is given a message,
+keepalive comments, and a client that disconnects and reconnects."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.e2e.server import ServerProcess
+
+pytestmark = pytest.mark.slow
+
+
+class Stream:
+    """An SSE client in a thread, keeping every line it reads."""
+
+    def __init__(self, url: str, token: str) -> None:
+        self.lines: list[str] = []
+        self.url, self.token = url, token
+        self.client = httpx.Client(timeout=httpx.Timeout(10, read=None))
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        headers = {"authorization": f"Bearer {self.token}"}
+        try:
+            with self.client.stream("GET", self.url, headers=headers) as answer:
+                assert answer.headers["content-type"].startswith("text/event-stream")
+                for line in answer.iter_lines():
+                    self.lines.append(line)
+        except httpx.HTTPError:
+            pass  # closed
+
+    def wait_for(self, line: str, timeout: float = 10) -> None:
+        deadline = time.monotonic() + timeout
+        while line not in self.lines:
+            assert time.monotonic() < deadline, self.lines
+            time.sleep(0.05)
+
+    def close(self) -> None:
+        self.client.close()
+        self.thread.join(timeout=5)
+
+
+def test_the_stream_tells_the_phone_and_survives_a_reconnect(
+    database_url: str, tmp_path: Path, free_port: Callable[[], int]
+) -> None:
+    server = ServerProcess(
+        port=free_port(),
+        data_dir=tmp_path,
+        database_url=database_url,
+        device_keepalive_seconds=0.5,
+        dispatch_poll_seconds=0.1,
+    ).start()
+    try:
+        with server.client() as client:
+            token = client.post("/v1/devices/pairing").json()["token"]
+            device = httpx.post(
+                f"{server.url}/api/mobile/v1/device",
+                json={"name": "SSE phone", "pushToken": None,
+                      "simCards": [{"simNumber": 1, "slotIndex": 0}]},
+                headers={"authorization": f"Bearer {token}"},
+            ).json()  # fmt: skip
+            url = f"{server.url}/api/mobile/v1/events"
+            for attempt in range(2):  # connect, disconnect, connect again
+                stream = Stream(url, device["token"])
+                try:
+                    stream.wait_for(":keepalive")
+                    client.post("/v1/messages", json={"to": "+14155550100", "text": f"#{attempt}"})
+                    stream.wait_for("event: MessageEnqueued")
+                    assert stream.lines[stream.lines.index("event: MessageEnqueued") + 1] == (
+                        "data: null"
+                    )
+                finally:
+                    stream.close()
+            pulled = httpx.get(
+                f"{server.url}/api/mobile/v1/message",
+                headers={"authorization": f"Bearer {device['token']}"},
+            ).json()
+            assert sorted(m["message"] for m in pulled) == ["#0", "#1"]
+            listed = client.get("/v1/devices").json()
+            assert listed[0]["online"] is True
+    finally:
+        server.stop()
