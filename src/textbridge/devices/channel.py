@@ -73,11 +73,12 @@ def choose(messages: Sequence[OutboundMessage], senders: Sequence[Sender]) -> li
     by_id = {sender.id: sender for sender in senders}
     results = []
     for message in messages:
-        pinned = (message.extra or {}).get("sim_card_id")
+        pin = (message.extra or {}).get("sim_card_id")
+        pinned = by_id.get(pin) if isinstance(pin, int) else None
         candidates: Sequence[Sender]
-        if isinstance(pinned, int) and pinned in by_id:
-            candidates = [by_id[pinned]] if by_id[pinned].account_id == message.account_id else []
-        else:
+        if pinned is not None and pinned.account_id == message.account_id:
+            candidates = [pinned]
+        else:  # no pin, or not a SIM of the account's: routing chooses
             candidates = [s for s in senders if s.account_id == message.account_id]
         able = [s for s in candidates if s.usable and s.has_room()]
         if not able:
