@@ -4,7 +4,17 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, SmallInteger, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    ForeignKey,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    Text,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from textbridge.db.base import Base, UTCDateTime
@@ -59,8 +69,21 @@ class Message(Base):
         Index("ix_messages_queue", "status", "priority", "due_at"),
         Index("ix_messages_expiry", "status", "expires_at"),
         Index("ix_messages_account", "account_id", "id"),
-        Index("ix_messages_device", "device_id", "status"),  # a phone's pull
-        Index("ix_messages_sim", "sim_card_id", "dispatching_at"),  # a SIM's limits
+        # Partial: only messages that went to phones are in them.
+        Index(
+            "ix_messages_device",
+            "device_id",
+            "status",
+            sqlite_where=text("device_id IS NOT NULL"),
+            postgresql_where=text("device_id IS NOT NULL"),
+        ),  # a phone's pull
+        Index(
+            "ix_messages_sim",
+            "sim_card_id",
+            "dispatching_at",
+            sqlite_where=text("sim_card_id IS NOT NULL"),
+            postgresql_where=text("sim_card_id IS NOT NULL"),
+        ),  # a SIM's limits
         Index("ix_messages_account_phone", "account_id", "phone"),
         Index("ix_messages_batch", "batch_id"),
     )

@@ -130,8 +130,20 @@ def upgrade() -> None:
     with op.batch_alter_table("messages", schema=None) as batch_op:
         batch_op.add_column(sa.Column("device_id", sa.String(length=21), nullable=True))
         batch_op.add_column(sa.Column("sim_card_id", sa.Integer(), nullable=True))
-        batch_op.create_index("ix_messages_device", ["device_id", "status"], unique=False)
-        batch_op.create_index("ix_messages_sim", ["sim_card_id", "dispatching_at"], unique=False)
+        batch_op.create_index(
+            "ix_messages_device",
+            ["device_id", "status"],
+            unique=False,
+            sqlite_where=sa.text("device_id IS NOT NULL"),
+            postgresql_where=sa.text("device_id IS NOT NULL"),
+        )
+        batch_op.create_index(
+            "ix_messages_sim",
+            ["sim_card_id", "dispatching_at"],
+            unique=False,
+            sqlite_where=sa.text("sim_card_id IS NOT NULL"),
+            postgresql_where=sa.text("sim_card_id IS NOT NULL"),
+        )
 
     # ### end Alembic commands ###
 
