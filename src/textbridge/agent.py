@@ -16,21 +16,17 @@ import json
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
 import structlog
 
+from textbridge.kit.clock import millis_iso, utcnow
+
 log = structlog.get_logger(__name__)
 
 USER_AGENT = "me.capcom.smsgateway/1.55.0 (textbridge-agent)"
-
-
-def _now() -> str:
-    moment = datetime.now(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 class Backend(Protocol):
@@ -179,7 +175,9 @@ class Agent:
 
     def _write(self, message_id: str, event: str, sim: int) -> None:
         if self.journal is not None:
-            line = json.dumps({"id": message_id, "event": event, "sim": sim, "at": _now()})
+            line = json.dumps(
+                {"id": message_id, "event": event, "sim": sim, "at": millis_iso(utcnow())}
+            )
             with self.journal.open("a") as journal:
                 journal.write(line + "\n")
 
@@ -189,7 +187,7 @@ class Agent:
         states: Sequence[tuple[str, Sequence[str], str, str | None]],
     ) -> None:
         """``PATCH /message``, retried like the app (up to 10 times, with backoff)."""
-        now = _now()
+        now = millis_iso(utcnow())
         body = [
             {
                 "id": message_id,

@@ -12,6 +12,7 @@ from textbridge.accounts.schemas import (
     CreateKey,
     KeyOut,
     TopUp,
+    settings_of,
 )
 from textbridge.accounts.service import accounts
 from textbridge.api.deps import CallerDep, SessionDep
@@ -30,8 +31,7 @@ async def get_own_account(session: SessionDep, caller: CallerDep) -> AccountOut:
 @router.get("/account/settings", response_model=AccountSettings)
 async def get_settings(session: SessionDep, caller: CallerDep) -> AccountSettings:
     """The caller's account settings, defaults included."""
-    account = await accounts.get(session, caller.account_id)
-    return AccountSettings.model_validate(account.settings or {})
+    return settings_of(await accounts.get(session, caller.account_id))
 
 
 @router.patch("/account/settings", response_model=AccountSettings)
@@ -42,8 +42,7 @@ async def update_settings(
     anywhere else changes nothing."""
     changes = body.model_dump(exclude_unset=True)
     changes = {k: v for k, v in changes.items() if v is not None or k == "notify_email"}
-    account = await accounts.update_settings(session, caller, changes)
-    return AccountSettings.model_validate(account.settings)
+    return settings_of(await accounts.update_settings(session, caller, changes))
 
 
 @router.post("/accounts", status_code=201, response_model=CreatedAccount)

@@ -72,6 +72,11 @@ class AccountSettings(BaseModel):
     )
 
 
+def settings_of(account: Account) -> AccountSettings:
+    """An account's settings, defaults filled in."""
+    return AccountSettings.model_validate(account.settings or {})
+
+
 class AccountSettingsPatch(BaseModel):
     """Only the settings sent change."""
 

@@ -15,7 +15,7 @@ import regex
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from textbridge.accounts.schemas import AccountSettings
+from textbridge.accounts.schemas import settings_of
 from textbridge.accounts.service import Principal
 from textbridge.contacts.repository import ContactFilter, ContactRepository, Recipient
 from textbridge.errors import Conflict, NotFound, ValidationFailed
@@ -274,7 +274,7 @@ class ContactService:
         word = text.strip().strip(".!").upper()
         if not word or len(word) > 32:
             return None
-        settings = AccountSettings.model_validate(account.settings or {})
+        settings = settings_of(account)
         if word in settings.opt_out_keywords:
             opted_out: bool = True
         elif word in settings.opt_in_keywords:

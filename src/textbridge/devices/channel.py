@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import datetime, time
 from typing import Any, ClassVar
 
 from textbridge.channels.base import (
@@ -26,6 +26,7 @@ from textbridge.channels.base import (
 from textbridge.db import Database
 from textbridge.devices.hub import hub
 from textbridge.devices.repository import DeviceRepository
+from textbridge.devices.service import online
 from textbridge.kit.clock import utcnow
 from textbridge.settings import Settings
 
@@ -126,14 +127,11 @@ class DeviceChannel:
         return choose(messages, await self.db.run(load))
 
     def _sender(self, row: Any, load: tuple[int, int, int], now: datetime) -> Sender:
-        online = row.last_seen_at is not None and now - row.last_seen_at < timedelta(
-            seconds=self.settings.device_online_seconds
-        )
         usable = (
             row.enabled
             and row.present
             and row.device_enabled
-            and online
+            and online(row.last_seen_at, self.settings, now)
             and within(row.work_start, row.work_end, now)
         )
         return Sender(

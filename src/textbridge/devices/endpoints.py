@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import Path, Response
@@ -10,9 +10,10 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from textbridge.api.deps import CallerDep, SessionDep, SettingsDep
 from textbridge.api.routing import make_router
-from textbridge.devices.service import devices
+from textbridge.devices.service import devices, online
 from textbridge.kit.clock import utcnow
 from textbridge.models import Device, SimCard
+from textbridge.settings import Settings
 
 router = make_router(tags=["devices"])
 
@@ -54,14 +55,13 @@ class DeviceOut(BaseModel):
     created_at: datetime
 
     @classmethod
-    def of(cls, device: Device, sims: list[SimCard], online_seconds: int) -> DeviceOut:
-        seen = device.last_seen_at
+    def of(cls, device: Device, sims: list[SimCard], settings: Settings) -> DeviceOut:
         return cls(
             id=device.id,
             name=device.name,
             enabled=device.enabled,
-            online=seen is not None and utcnow() - seen < timedelta(seconds=online_seconds),
-            last_seen_at=seen,
+            online=online(device.last_seen_at, settings, utcnow()),
+            last_seen_at=device.last_seen_at,
             sim_cards=[SimCardOut.of(sim) for sim in sims],
             created_at=device.created_at,
         )
@@ -96,7 +96,7 @@ async def list_devices(
     session: SessionDep, caller: CallerDep, settings: SettingsDep
 ) -> list[DeviceOut]:
     found, sims = await devices.devices(session, caller)
-    return [DeviceOut.of(d, sims[d.id], settings.device_online_seconds) for d in found]
+    return [DeviceOut.of(d, sims[d.id], settings) for d in found]
 
 
 @router.patch("/v1/devices/{device_id}", response_model=DeviceOut)
@@ -110,7 +110,7 @@ async def update_device(
     """Rename, or disable (its token stops working; its messages go to other SIMs)."""
     device = await devices.update(session, caller, device_id, body.model_dump(exclude_none=True))
     _, sims = await devices.devices(session, caller)
-    return DeviceOut.of(device, sims.get(device.id, []), settings.device_online_seconds)
+    return DeviceOut.of(device, sims.get(device.id, []), settings)
 
 
 @router.delete("/v1/devices/{device_id}", status_code=204)

@@ -1,8 +1,9 @@
 """The SMSGate device protocol (``/api/mobile/v1``), as the unmodified "SMS Gateway for
 Android" app speaks it in private-server mode (../shared/reference/smsgate-mobile-api.md).
 
-Field names are the app's (camelCase), dates are ``yyyy-MM-dd'T'HH:mm:ss.SSSXXX`` and errors
-are ``{"message"}``. The app treats every non-2xx as an error and retries.
+Field names are the app's (camelCase), dates carry milliseconds and the zone
+(``2026-11-22T10:00:00.000Z``) and errors are ``{"message"}``. The app treats every non-2xx
+as an error and retries.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 import orjson
@@ -25,7 +26,7 @@ from textbridge.channels import InboundSms
 from textbridge.devices.hub import hub
 from textbridge.devices.service import SimReport, devices
 from textbridge.errors import TextbridgeError, ValidationFailed
-from textbridge.kit.clock import utcnow
+from textbridge.kit.clock import as_utc, millis_iso, utcnow
 from textbridge.messages.service import PhoneReport, messages
 from textbridge.models import Device
 
@@ -33,12 +34,6 @@ log = structlog.get_logger(__name__)
 
 PREFIX = "/api/mobile/v1"
 router = make_router(prefix=PREFIX, tags=["device protocol (SMSGate)"])
-
-
-def app_date(moment: datetime) -> str:
-    """The app's date format: milliseconds, and the zone."""
-    moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 def render_error(error: TextbridgeError) -> Response:
@@ -116,9 +111,9 @@ def _device_out(device: Device) -> dict[str, Any]:
     return {
         "id": device.id,
         "name": device.name,
-        "createdAt": app_date(device.created_at),
-        "updatedAt": app_date(device.updated_at),
-        "lastSeen": app_date(device.last_seen_at or device.updated_at),
+        "createdAt": millis_iso(device.created_at),
+        "updatedAt": millis_iso(device.updated_at),
+        "lastSeen": millis_iso(device.last_seen_at or device.updated_at),
     }
 
 
@@ -170,7 +165,7 @@ async def user_code(request: Request, session: SessionDep, settings: SettingsDep
     code, valid_until = await devices.user_code(
         session, _authorization(request), client_ip(request), settings
     )
-    return _json({"code": code, "validUntil": app_date(valid_until)})
+    return _json({"code": code, "validUntil": millis_iso(valid_until)})
 
 
 @router.patch("/user/password", status_code=204)
@@ -254,10 +249,10 @@ async def pull(
                 "withDeliveryReport": True,
                 "isEncrypted": False,
                 "priority": _priority(message.priority),
-                "validUntil": app_date(message.expires_at) if message.expires_at else None,
+                "validUntil": millis_iso(message.expires_at) if message.expires_at else None,
                 "scheduleAt": None,
                 "state": "Pending",
-                "createdAt": app_date(message.created_at),
+                "createdAt": millis_iso(message.created_at),
             }
             for message, text in given
         ]
@@ -296,10 +291,9 @@ def _parse_date(value: str | None) -> datetime | None:
     if not value:
         return None
     try:
-        parsed = datetime.fromisoformat(value)
+        return as_utc(datetime.fromisoformat(value))
     except ValueError:
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 @router.patch("/message", status_code=204)

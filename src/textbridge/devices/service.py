@@ -78,6 +78,13 @@ class SimReport:
     iccid: str | None = None
 
 
+def online(last_seen_at: datetime | None, settings: Settings, now: datetime) -> bool:
+    """Seen within ``DEVICE_ONLINE_SECONDS``."""
+    return last_seen_at is not None and now - last_seen_at < timedelta(
+        seconds=settings.device_online_seconds
+    )
+
+
 def _random(length: int, alphabet: str = _ALPHANUMERIC) -> str:
     return "".join(secrets.choice(alphabet) for _ in range(length))
 

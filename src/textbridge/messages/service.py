@@ -509,12 +509,7 @@ class MessageService:
         await repository.mark_sent(owner, now, sent)
         # Under our lease every one of them moved (if the lease had lapsed and another worker
         # sent it too, the message was in fact sent twice, and says so twice).
-        await record_for_messages(
-            session,
-            EventType.MESSAGE_SENT,
-            [(message_id, accounts[message_id]) for message_id, _, _ in sent],
-            {"status": "sent"},
-        )
+        await _record_sent(session, [(message_id, accounts[message_id]) for message_id, *_ in sent])
         await repository.requeue(owner, now, retries)
         await repository.requeue(owner, now, waiting, counted=False)
         await repository.assign(
@@ -523,7 +518,6 @@ class MessageService:
         if assigned:  # their phones pull as soon as they hear of it
             phones = [device_id for _, _, device_id, _ in assigned]
             after_commit(session, lambda: hub.tell(phones, "MessageEnqueued"))
-        _count_after_commit(session, MessageStatus.SENT, len(sent))
         for (code, text), ids in failures.items():
             finished = await repository.finish(
                 ids,
@@ -569,10 +563,7 @@ class MessageService:
             if r.state in ("Sent", "Delivered") or (r.state == "Failed" and r.sent_at)
         ]
         moved = await repository.sent_by_phone(device_id, sent)
-        await record_for_messages(
-            session, EventType.MESSAGE_SENT, [(i, accounts[i]) for i in moved], {"status": "sent"}
-        )
-        _count_after_commit(session, MessageStatus.SENT, len(moved))
+        await _record_sent(session, [(i, accounts[i]) for i in moved])
         now = utcnow()
         for state, status, origins in (
             ("Delivered", MessageStatus.DELIVERED, (MessageStatus.SENT,)),
@@ -650,6 +641,12 @@ _EVENT_OF_STATUS = {
     MessageStatus.FAILED: EventType.MESSAGE_FAILED,
     MessageStatus.EXPIRED: EventType.MESSAGE_EXPIRED,
 }
+
+
+async def _record_sent(session: AsyncSession, messages: Sequence[tuple[str, str]]) -> None:
+    """What goes with messages (id, account id) that moved to ``sent``: their event, counted."""
+    await record_for_messages(session, EventType.MESSAGE_SENT, messages, {"status": "sent"})
+    _count_after_commit(session, MessageStatus.SENT, len(messages))
 
 
 def _count_after_commit(session: AsyncSession, status: MessageStatus, count: int) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from textbridge.accounts.schemas import AccountSettings
+from textbridge.accounts.schemas import settings_of
 from textbridge.accounts.service import accounts
 from textbridge.db import Database
 from textbridge.kit.clock import utcnow
@@ -78,7 +78,7 @@ class Mailer:
                 if account_id in last and now - last[account_id] < quiet:
                     continue
                 account = await accounts.get(session, account_id)
-                address = AccountSettings.model_validate(account.settings or {}).notify_email
+                address = settings_of(account).notify_email
                 batches.append((address, notices))
             return batches
 
