@@ -10,7 +10,7 @@ waits in the queue (TextLink's ``queued: true``) and is tried again shortly.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time
 from typing import Any, ClassVar
@@ -69,25 +69,31 @@ def within(start: str | None, end: str | None, now: datetime) -> bool:
     return moment >= begin or moment < finish
 
 
+def able(account_id: str, pin: Any, senders: Mapping[int, Sender]) -> list[Sender]:
+    """The SIMs (``senders`` by id) that could take a message of this account now: the one it
+    pins, if that is a SIM of the account's, else any of the account's."""
+    pinned = senders.get(pin) if isinstance(pin, int) else None
+    candidates: Iterable[Sender]
+    if pinned is not None and pinned.account_id == account_id:
+        candidates = [pinned]
+    else:  # no pin, or not a SIM of the account's: routing chooses
+        candidates = (s for s in senders.values() if s.account_id == account_id)
+    return [s for s in candidates if s.usable and s.has_room()]
+
+
 def choose(messages: Sequence[OutboundMessage], senders: Sequence[Sender]) -> list[SendResult]:
     """One result per message: assigned to a SIM, or to wait."""
     by_id = {sender.id: sender for sender in senders}
     results = []
     for message in messages:
         pin = (message.extra or {}).get("sim_card_id")
-        pinned = by_id.get(pin) if isinstance(pin, int) else None
-        candidates: Sequence[Sender]
-        if pinned is not None and pinned.account_id == message.account_id:
-            candidates = [pinned]
-        else:  # no pin, or not a SIM of the account's: routing chooses
-            candidates = [s for s in senders if s.account_id == message.account_id]
-        able = [s for s in candidates if s.usable and s.has_room()]
-        if not able:
+        able_now = able(message.account_id, pin, by_id)
+        if not able_now:
             reason = "all senders busy: queued until a SIM can take it"
             results.append(SendResult.wait(message.id, reason, _WAIT))
             continue
         # A phone with its stream open here first: one that went quiet may be gone.
-        sender = min(able, key=lambda s: (not s.connected, s.in_flight, s.last_minute, s.id))
+        sender = min(able_now, key=lambda s: (not s.connected, s.in_flight, s.last_minute, s.id))
         sender.take()
         results.append(SendResult.assigned(message.id, sender.device_id, sender.id))
     return results
@@ -115,16 +121,28 @@ class DeviceChannel:
         return True
 
     async def send(self, messages: Sequence[OutboundMessage]) -> list[SendResult]:
-        now = utcnow()
         accounts = {message.account_id for message in messages}
+        return choose(messages, await self.db.run(lambda session: self._senders(session, accounts)))
 
-        async def load(session: Any) -> list[Sender]:
-            repository = DeviceRepository(session)
-            rows = await repository.senders(accounts)
-            load = await repository.sim_load([row.id for row in rows], now)
-            return [self._sender(row, load.get(row.id, (0, 0, 0)), now) for row in rows]
+    async def can_take_now(self, account_id: str, sim_card_id: int | None) -> bool | None:
+        """Whether a SIM of the account's phones could take a message now (the one it pins,
+        if that is the account's), by the rules of ``send``: TextLink's ``queued`` when not.
+        None for an account without phones (its messages do not come here)."""
 
-        return choose(messages, await self.db.run(load))
+        async def ask(session: Any) -> bool | None:
+            if not await DeviceRepository(session).accounts_with_devices({account_id}):
+                return None
+            senders = await self._senders(session, {account_id})
+            return bool(able(account_id, sim_card_id, {s.id: s for s in senders}))
+
+        return await self.db.run(ask)
+
+    async def _senders(self, session: Any, accounts: set[str]) -> list[Sender]:
+        now = utcnow()
+        repository = DeviceRepository(session)
+        rows = await repository.senders(accounts)
+        load = await repository.sim_load([row.id for row in rows], now)
+        return [self._sender(row, load.get(row.id, (0, 0, 0)), now) for row in rows]
 
     def _sender(self, row: Any, load: tuple[int, int, int], now: datetime) -> Sender:
         usable = (

@@ -185,7 +185,8 @@ async def app_settings(device: DeviceDep, runtime: RuntimeDep) -> Response:
 @router.get("/events")
 async def events(device: DeviceDep, runtime: RuntimeDep) -> StreamingResponse:
     """The phone's stream (the app's "SSE only" channel): ``MessageEnqueued`` when it was
-    given messages, a ``:keepalive`` comment every ``DEVICE_KEEPALIVE_SECONDS``. The app
+    given messages, ``MessageCancelled`` (``{"messageId"}``) when one is cancelled, a
+    ``:keepalive`` comment every ``DEVICE_KEEPALIVE_SECONDS``. The app
     pulls right after it connects, and reconnects by itself."""
     device_id, keepalive = device.id, runtime.settings.device_keepalive_seconds
 
@@ -232,7 +233,8 @@ async def pull(
     settings: SettingsDep,
     order: Annotated[str, Query(pattern="^(lifo|fifo)$")] = "lifo",
 ) -> Response:
-    """Up to 100 messages given to this phone and not yet taken, until it reports them."""
+    """Up to 100 messages given to this phone and not yet taken (``Pending``) or to cancel
+    (``Cancelling``), until it reports them."""
     given = await messages.given_to_phone(
         session, device.id, newest_first=order == "lifo", settings=settings
     )
@@ -251,10 +253,10 @@ async def pull(
                 "priority": _priority(message.priority),
                 "validUntil": millis_iso(message.expires_at) if message.expires_at else None,
                 "scheduleAt": None,
-                "state": "Pending",
+                "state": "Cancelling" if cancelling else "Pending",
                 "createdAt": millis_iso(message.created_at),
             }
-            for message, text in given
+            for message, text, cancelling in given
         ]
     )
 

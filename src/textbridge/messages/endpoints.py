@@ -134,7 +134,9 @@ async def get_message(message_id: str, session: SessionDep, caller: CallerDep) -
 
 @router.post("/{message_id}/cancel", response_model=MessageOut)
 async def cancel_message(message_id: str, session: SessionDep, caller: CallerDep) -> MessageOut:
-    """Cancel a message not yet handed to a channel (accepted or queued); its price is refunded."""
+    """Cancel a message not yet handed to a channel (accepted or queued); its price is refunded.
+    One a phone holds is still ``dispatching`` in the answer: it is cancelled (and refunded)
+    once the phone confirms, or sent if the phone had already sent it."""
     return MessageOut.of(await messages.cancel(session, caller, message_id))
 
 

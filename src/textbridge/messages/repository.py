@@ -44,6 +44,11 @@ QUEUE_CHANNEL = "textbridge_queue"  # PostgreSQL LISTEN/NOTIFY channel: "work is
 
 _TABLE = cast(Table, Message.__table__)  # Core table, for executemany updates by id
 
+# Lease owners of a message a phone holds, before its device id: given (``d:``), taken
+# (``t:``), asked to cancel (``c:``). A dispatcher's owner is a bare id.
+CANCELLING = "c:"
+_HELD_BY_PHONE = ("d:", "t:", CANCELLING)
+
 _CLAIM_COLUMNS = (
     Message.id,
     Message.account_id,
@@ -223,10 +228,15 @@ class MessageRepository:
         return int(getattr(result, "rowcount", 0) or 0)
 
     async def release_lapsed_leases(self, now: datetime) -> int:
-        """Messages whose worker died mid-dispatch go back to the queue."""
+        """Messages whose worker died mid-dispatch go back to the queue; not those being
+        cancelled on a phone (``unanswered_cancels``), which no other SIM may send."""
         result = await self.session.execute(
             update(Message)
-            .where(Message.status == MessageStatus.DISPATCHING, Message.lease_expires_at < now)
+            .where(
+                Message.status == MessageStatus.DISPATCHING,
+                Message.lease_expires_at < now,
+                Message.lease_owner.not_like(f"{CANCELLING}%"),
+            )
             .values(
                 status=MessageStatus.QUEUED,
                 queued_at=now,
@@ -282,8 +292,9 @@ class MessageRepository:
         lease_until: datetime,
     ) -> None:
         """Give messages to phones: (message id, channel, device id, SIM id). They stay
-        ``dispatching``, held by the phone (``d:<device id>``, and ``t:<device id>`` once it
-        took them); if it does not take them before ``lease_until``, back to the queue."""
+        ``dispatching``, held by the phone (``d:<device id>``, ``t:<device id>`` once it
+        took them, ``c:<device id>`` once it is asked to cancel them); if it does not take
+        them before ``lease_until``, back to the queue."""
         rows = [
             {"m_id": i, "m_channel": c, "m_device": d, "m_sim": s, "m_owner": f"d:{d}"}
             for i, c, d, s in assigned
@@ -326,15 +337,15 @@ class MessageRepository:
     async def given_to(
         self, device_id: str, *, newest_first: bool, limit: int
     ) -> Sequence[Message]:
-        """What the phone was given and has not taken yet: the pull answers it until the phone
-        reports a state, so a lost answer loses nothing."""
+        """What the phone was given and has not taken yet, and what it is asked to cancel: the
+        pull answers them until the phone reports a state, so a lost answer loses nothing."""
         order = Message.id.desc() if newest_first else Message.id
         result = await self.session.execute(
             select(Message)
             .where(
                 Message.device_id == device_id,
                 Message.status == MessageStatus.DISPATCHING,
-                Message.lease_owner == f"d:{device_id}",
+                Message.lease_owner.in_([f"d:{device_id}", f"{CANCELLING}{device_id}"]),
             )
             .order_by(Message.priority, order)
             .limit(limit)
@@ -368,18 +379,55 @@ class MessageRepository:
             .values(lease_owner=f"t:{device_id}", lease_expires_at=lease_until)
         )
 
+    async def cancel_on_phone(self, account_id: str, message_id: str) -> str | None:
+        """Ask the phone holding a message to cancel it: its lease owner becomes
+        ``c:<device id>`` (the lease keeps its end). Answers the phone, or None when no phone
+        holds it (not dispatching, or still with the dispatcher)."""
+        held = or_(
+            *(Message.lease_owner == prefix + Message.device_id for prefix in _HELD_BY_PHONE)
+        )
+        result = await self.session.execute(
+            update(Message)
+            .where(
+                Message.id == message_id,
+                Message.account_id == account_id,
+                Message.status == MessageStatus.DISPATCHING,
+                held,
+            )
+            .values(lease_owner=CANCELLING + Message.device_id)
+            .returning(Message.device_id)
+            .execution_options(synchronize_session=False)
+        )
+        device_id: str | None = result.scalar_one_or_none()
+        return device_id
+
+    async def unanswered_cancels(self, now: datetime, limit: int) -> Sequence[str]:
+        """Messages a phone was asked to cancel and whose lease lapsed without its answer."""
+        result = await self.session.execute(
+            select(Message.id)
+            .where(
+                Message.status == MessageStatus.DISPATCHING,
+                Message.lease_expires_at < now,
+                Message.lease_owner.like(f"{CANCELLING}%"),
+            )
+            .limit(limit)
+        )
+        return result.scalars().all()
+
     async def sent_by_phone(
         self, device_id: str, sent: Sequence[tuple[str, datetime]]
     ) -> list[str]:
-        """(id, when) the phone sent; answers those that moved to ``sent``."""
+        """(id, when) the phone sent, even one it was asked to cancel (too late); answers
+        those that moved to ``sent``."""
         moved = []
+        owners = [prefix + device_id for prefix in _HELD_BY_PHONE]
         for message_id, at in sorted(sent):
             result = await self.session.execute(
                 update(Message)
                 .where(
                     Message.id == message_id,
                     Message.status == MessageStatus.DISPATCHING,
-                    Message.lease_owner.in_([f"d:{device_id}", f"t:{device_id}"]),
+                    Message.lease_owner.in_(owners),
                 )
                 .values(
                     status=MessageStatus.SENT,

@@ -32,7 +32,12 @@ from textbridge.kit.ids import new_id
 from textbridge.kit.phone import InvalidPhoneNumber, Phone, country_name, parse_phone
 from textbridge.kit.secrets import one_time_code
 from textbridge.kit.template import Template, has_placeholders, parse
-from textbridge.messages.repository import Finished, MessageFilter, MessageRepository
+from textbridge.messages.repository import (
+    CANCELLING,
+    Finished,
+    MessageFilter,
+    MessageRepository,
+)
 from textbridge.messages.writer import Acceptance, AcceptanceWriter, IdempotencyClaim
 from textbridge.metrics import MESSAGE_TRANSITIONS, MESSAGES_RECEIVED
 from textbridge.models import BulkJob, Direction, Message, MessageStatus, MessageType
@@ -435,22 +440,35 @@ class MessageService:
         return await MessageRepository(session).bulk_pending(caller.account_id)
 
     async def cancel(self, session: AsyncSession, caller: Principal, message_id: str) -> Message:
-        """Cancel a message that has not been handed to a channel yet; its price comes back."""
-        finished = await MessageRepository(session).finish(
+        """Cancel a message that has not been handed to a channel yet; its price comes back.
+
+        A message a phone holds (``dispatching``, given to a phone) can be cancelled too, but
+        only by the phone: it is asked to (``MessageCancelled``, and ``Cancelling`` in its
+        pull) and the answer shows the message still ``dispatching``. It becomes ``cancelled``
+        and refunded when the phone reports it cancelled, or when the phone's lease lapses
+        without an answer; a phone that had already sent it reports so, and then it is sent
+        and charged. Any other status is a 409."""
+        repository = MessageRepository(session)
+        finished = await repository.finish(
             [message_id],
             status=MessageStatus.CANCELLED,
             from_statuses=(MessageStatus.ACCEPTED, MessageStatus.QUEUED),
             now=utcnow(),
             account_id=caller.account_id,
         )
-        message = await self.get(session, caller, message_id)
-        if not finished:
+        if finished:
+            await self._settle(session, finished, MessageStatus.CANCELLED)
+            return await self.get(session, caller, message_id)
+        phone = await repository.cancel_on_phone(caller.account_id, message_id)
+        message = await self.get(session, caller, message_id)  # 404 for another account's
+        if phone is None:
             raise Conflict(
-                f"message {message_id} is {message.status}; only accepted or queued messages "
-                "can be cancelled",
+                f"message {message_id} is {message.status}; only accepted or queued messages, "
+                "or ones a phone holds, can be cancelled",
                 field="id",
             )
-        await self._settle(session, finished, MessageStatus.CANCELLED)
+        told = {"messageId": message_id}
+        after_commit(session, lambda: hub.tell([phone], "MessageCancelled", told))
         return message
 
     async def queue_figures(
@@ -532,14 +550,21 @@ class MessageService:
 
     async def given_to_phone(
         self, session: AsyncSession, device_id: str, *, newest_first: bool, settings: Settings
-    ) -> list[tuple[Message, str]]:
+    ) -> list[tuple[Message, str, bool]]:
         """What a phone pulls: each message with its text as it is sent (a one-time code
-        filled in now; it is stored nowhere)."""
+        filled in now; it is stored nowhere), and whether the phone is to cancel it."""
         given = await MessageRepository(session).given_to(
             device_id, newest_first=newest_first, limit=100
         )
         secret = settings.resolved_secret_key
-        return [(message, fill_code(message.text, message.extra, secret)) for message in given]
+        return [
+            (
+                message,
+                fill_code(message.text, message.extra, secret),
+                (message.lease_owner or "").startswith(CANCELLING),
+            )
+            for message in given
+        ]
 
     async def record_phone_reports(
         self,
@@ -601,6 +626,19 @@ class MessageService:
                 error_message=text,
             )
             await self._settle(session, finished, status)
+
+    async def cancel_unanswered(self, session: AsyncSession, *, limit: int = 1000) -> int:
+        """Messages a phone was asked to cancel and never answered for, before its lease
+        lapsed, are cancelled and refunded: a silent phone must not hold them forever, and
+        no other SIM may send them."""
+        now = utcnow()
+        repository = MessageRepository(session)
+        ids = await repository.unanswered_cancels(now, limit)
+        finished = await repository.finish(
+            ids, status=MessageStatus.CANCELLED, from_statuses=(MessageStatus.DISPATCHING,), now=now
+        )
+        await self._settle(session, finished, MessageStatus.CANCELLED)
+        return len(finished)
 
     async def expire_due(self, session: AsyncSession, *, limit: int = 1000) -> int:
         """Messages past their validity that never got out (or never got a report) expire."""

@@ -180,8 +180,9 @@ async def _send(channel: Channel, batch: list[OutboundMessage]) -> list[SendResu
 
 
 class Housekeeping:
-    """Periodic jobs: release scheduled messages, reclaim lapsed leases, expire what is too old,
-    forget idempotency records after a day."""
+    """Periodic jobs: release scheduled messages, reclaim lapsed leases (cancelling what a
+    phone was asked to cancel), expire what is too old, forget idempotency records after a
+    day."""
 
     def __init__(self, db: Database, settings: Settings) -> None:
         self.db = db
@@ -201,9 +202,15 @@ class Housekeeping:
         async with self.db.transaction() as session:
             repository = MessageRepository(session)
             promoted = await repository.promote_scheduled(now)
+            cancelled = await messages.cancel_unanswered(session)
             released = await repository.release_lapsed_leases(now)
-        if promoted or released:
-            log.info("queue maintenance", scheduled_due=promoted, leases_released=released)
+        if promoted or released or cancelled:
+            log.info(
+                "queue maintenance",
+                scheduled_due=promoted,
+                leases_released=released,
+                unanswered_cancels=cancelled,
+            )
             messages.wakeup.set()
         if time.monotonic() - self._purged_at > 60:
             async with self.db.transaction() as session:

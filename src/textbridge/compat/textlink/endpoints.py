@@ -2,7 +2,7 @@
 
 Its documented answers are all ``200``: ``{ok: true}``, ``{ok: false, message}`` when the message
 could not be sent, ``{ok: true, queued: true}`` when it waits for a sender (here: when no sender
-in this process can take it now). Its official client
+in this process can take it now; for an account with phones, no SIM). Its official client
 reads only the body. Textbridge keeps ``200`` for refusals of the message itself (a bad number, a
 text too long, no balance), and answers a missing or unknown key with ``401`` and a malformed
 request with ``400``, in the same ``{ok: false, message}`` shape.
@@ -18,7 +18,9 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from textbridge.api.deps import CallerDep, RuntimeDep, SessionDep, client_ip
 from textbridge.api.routing import make_router
+from textbridge.channels import ChannelKind
 from textbridge.contacts.service import contacts
+from textbridge.devices.channel import DeviceChannel
 from textbridge.errors import (
     InsufficientBalance,
     NotFound,
@@ -28,6 +30,7 @@ from textbridge.errors import (
 )
 from textbridge.messages.service import SendCommand, messages
 from textbridge.models import MessageType, VerificationStatus
+from textbridge.runtime import Runtime
 from textbridge.verify.service import StartVerification, verifications
 
 router = make_router(tags=["TextLink"])
@@ -67,6 +70,8 @@ def render_error(error: TextbridgeError) -> Response:
 async def send_sms(body: SendSms, caller: CallerDep, runtime: RuntimeDep) -> Response:
     """``{ok: true}`` once the message is stored and queued for sending."""
     extra = {"sim_card_id": body.sim_card_id} if body.sim_card_id is not None else None
+    # Asked before the message is stored, so that it does not count against its own SIM.
+    queued = await _no_sender_now(caller.account_id, body.sim_card_id, runtime)
     await messages.send(
         caller,
         SendCommand(
@@ -79,12 +84,22 @@ async def send_sms(body: SendSms, caller: CallerDep, runtime: RuntimeDep) -> Res
         channels=runtime.channels,
         writer=runtime.writer,
     )
-    # TextLink's "all senders busy, should be sent soon": no sender in this process can take
-    # it now (an API-only process, a channel that is down; with phones, every SIM busy).
+    return _answer({"ok": True, "queued": True} if queued else {"ok": True})
+
+
+async def _no_sender_now(account_id: str, sim_card_id: int | None, runtime: Runtime) -> bool:
+    """TextLink's "all senders busy, should be sent soon": no sender in this process can take
+    the message now (an API-only process, a channel that is down; with phones, no SIM of the
+    account's, or not the one pinned, is usable and under its limits)."""
+    if runtime.worker is None:
+        return True
+    phones = runtime.channels.get(ChannelKind.DEVICE)
+    if isinstance(phones, DeviceChannel):
+        free = await phones.can_take_now(account_id, sim_card_id)
+        if free is not None:
+            return not free
     channel = runtime.channels.route(MessageType.PLAIN)
-    if channel is None or runtime.worker is None or not channel.healthy():
-        return _answer({"ok": True, "queued": True})
-    return _answer({"ok": True})
+    return channel is None or not channel.healthy()
 
 
 # Phone verification --------------------------------------------------------------------------
