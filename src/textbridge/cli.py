@@ -7,13 +7,14 @@ import contextlib
 import json
 import os
 import signal
+import ssl
 import sys
 import time
 from collections.abc import Callable, Coroutine
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import httpx
 import typer
@@ -59,6 +60,21 @@ def serve(
     role: Annotated[
         Role | None, typer.Option(help="all: API and workers; api: the API only")
     ] = None,
+    tls_cert: Annotated[
+        Path | None,
+        typer.Option(
+            help="Serve https with this certificate (PEM, its chain after it) "
+            "[env TEXTBRIDGE_TLS_CERT]",
+            show_default=False,
+        ),
+    ] = None,
+    tls_key: Annotated[
+        Path | None,
+        typer.Option(
+            help="The certificate's private key (PEM, unencrypted) [env TEXTBRIDGE_TLS_KEY]",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Run the HTTP API and (unless --role api) the background workers."""
     import uvicorn
@@ -67,19 +83,61 @@ def serve(
     from textbridge.logs import configure
 
     settings = load_settings(
-        host=host, port=port, data_dir=data_dir, database_url=database_url, role=role
+        host=host,
+        port=port,
+        data_dir=data_dir,
+        database_url=database_url,
+        role=role,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
     )
+    tls = _tls_files(settings)
     configure(settings)
+    if tls:
+        where = f"[{settings.host}]" if ":" in settings.host else settings.host
+        typer.echo(f"serving https://{where}:{settings.port} with {tls[0]}")
     uvicorn.run(
         create_app(settings),
         host=settings.host,
         port=settings.port,
+        ssl_certfile=tls[0] if tls else None,
+        ssl_keyfile=tls[1] if tls else None,
         loop="uvloop",
         http="httptools",
         log_level="warning",
         access_log=False,
         timeout_graceful_shutdown=10,
     )
+
+
+def _tls_files(settings: Settings) -> tuple[Path, Path] | None:
+    """The certificate and key to serve https with, checked before anything starts: a missing
+    half or a bad file is a usage error (exit 2) rather than a traceback from uvicorn."""
+    cert, key = settings.tls_cert, settings.tls_key
+    if cert is None and key is None:
+        return None
+    if cert is None or key is None:
+        _usage_error(
+            "--tls-cert and --tls-key (TEXTBRIDGE_TLS_CERT, TEXTBRIDGE_TLS_KEY) go together: "
+            "give both or neither"
+        )
+    for option, path in (("--tls-cert", cert), ("--tls-key", key)):
+        try:
+            path.read_bytes()
+        except OSError as exc:
+            _usage_error(f"{option}: cannot read {path}: {exc.strerror or exc}")
+    try:
+        # An empty password: an encrypted key fails here instead of prompting on the terminal.
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(cert, key, password=b"")
+    except ssl.SSLError as exc:
+        _usage_error(f"--tls-cert / --tls-key: not a certificate and its unencrypted key: {exc}")
+    return cert, key
+
+
+def _usage_error(message: str) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
 
 
 @app.command()
@@ -322,6 +380,13 @@ def bench(
 
 class AgentBackend(StrEnum):
     SIMULATED = "simulated"
+    MODEM = "modem"
+    TERMUX = "termux"
+
+
+class ModemMode(StrEnum):
+    PDU = "pdu"
+    TEXT = "text"
 
 
 @app.command()
@@ -337,7 +402,7 @@ def agent(
     state: Annotated[
         Path, typer.Option(help="Where the device's id and token are kept between runs")
     ] = Path(".textbridge-agent.json"),
-    sims: Annotated[int, typer.Option(min=1, max=8, help="SIM cards (simulated)")] = 2,
+    sims: Annotated[int, typer.Option(min=1, max=8, help="SIM cards (simulated, termux)")] = 2,
     send_delay_ms: Annotated[int, typer.Option(min=0, help="Per SMS (simulated)")] = 50,
     failure_rate: Annotated[float, typer.Option(min=0, max=1, help="(simulated)")] = 0.0,
     poll_seconds: Annotated[float, typer.Option(min=0.1, help="Pull this often anyway")] = 60.0,
@@ -347,24 +412,44 @@ def agent(
     journal: Annotated[
         Path | None, typer.Option(help="Append a JSON line per SMS sent and per report")
     ] = None,
+    device: Annotated[str, typer.Option(help="The modem's serial port (modem)")] = "/dev/ttyUSB0",
+    baud: Annotated[int, typer.Option(help="The serial port's speed (modem)")] = 115200,
+    modem_mode: Annotated[ModemMode, typer.Option(help="PDU or text mode (modem)")] = (
+        ModemMode.PDU
+    ),
+    modem_pin: Annotated[str | None, typer.Option(help="The SIM's PIN, if locked (modem)")] = None,
+    inbox_seconds: Annotated[
+        float, typer.Option(min=1, help="Read the inbox this often (termux)")
+    ] = 10.0,
 ) -> None:
-    """Be a phone: register with the server, then send what it gives this device."""
-    from textbridge.agent import Agent, SimulatedBackend
+    """Be a phone: register with the server, then send what it gives this device and post
+    what it receives."""
+    from textbridge.agent import Agent, Backend, SimulatedBackend
+    from textbridge.agent.modem import ModemBackend
+    from textbridge.agent.termux import TermuxBackend
     from textbridge.logs import configure
 
     configure(load_settings())
-    device = Agent(
+    sender: Backend
+    if backend is AgentBackend.MODEM:
+        sender = ModemBackend(device, baudrate=baud, mode=modem_mode.value, pin=modem_pin)
+    elif backend is AgentBackend.TERMUX:
+        seen = state.with_name(state.name + ".inbox")
+        sender = TermuxBackend(sims=sims, seen=seen, inbox_seconds=inbox_seconds)
+    else:
+        sender = SimulatedBackend(sims=sims, delay=send_delay_ms / 1000, failure_rate=failure_rate)
+    phone = Agent(
         server,
         token,
-        SimulatedBackend(sims=sims, delay=send_delay_ms / 1000, failure_rate=failure_rate),
+        sender,
         name=name,
         state=state,
         poll=poll_seconds,
-        verify=str(ca_cert) if ca_cert else True,
+        verify=ssl.create_default_context(cafile=str(ca_cert)) if ca_cert else True,
         journal=journal,
     )
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(device.run())
+        asyncio.run(phone.run())
 
 
 def main() -> None:  # pragma: no cover

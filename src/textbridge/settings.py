@@ -81,6 +81,11 @@ class Settings(BaseSettings):
     webhook_batch_size: int = Field(default=100, ge=1)
     webhook_poll_seconds: float = Field(default=1.0, gt=0)
 
+    # Serve https with this certificate (PEM, its chain after it) and its key; both or neither.
+    # Phones need https (scripts/lan-cert makes a private CA and a certificate for a LAN).
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+
     # Devices (phones speaking the SMSGate protocol).
     # Where phones reach this server (https://host:port), for the URLs it gives them; by
     # default the address the phone used.
@@ -153,6 +158,11 @@ class Settings(BaseSettings):
             if value.startswith(plain):
                 return "postgresql+asyncpg://" + value.removeprefix(plain)
         return value
+
+    @field_validator("tls_cert", "tls_key", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
 
     @cached_property
     def resolved_database_url(self) -> str:

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
+import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +27,16 @@ class ServerProcess:
         data_dir: Path,
         database_url: str,
         command: str = "serve",
+        args: Sequence[str] = (),
+        scheme: str = "http",
+        verify: ssl.SSLContext | bool = True,
         **settings: Any,
     ) -> None:
         self.command = command
+        self.args = list(args)  # more command-line options, e.g. --tls-cert and --tls-key
         self.port = port
-        self.url = f"http://127.0.0.1:{port}"
+        self.url = f"{scheme}://127.0.0.1:{port}"
+        self.verify = verify  # for https: the context that trusts the server's CA
         self.log = data_dir / f"server-{port}-{time.monotonic_ns()}.log"
         self.env = {
             **os.environ,
@@ -44,7 +52,7 @@ class ServerProcess:
     def start(self, timeout: float = 30) -> ServerProcess:
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "textbridge", self.command],
+                [sys.executable, "-m", "textbridge", self.command, *self.args],
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -59,17 +67,31 @@ class ServerProcess:
                 time.sleep(0.1)
                 continue
             try:
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                health = httpx.get(f"{self.url}/health", timeout=1, verify=self.verify)
+                if health.status_code == 200:
                     return self
             except httpx.TransportError:
                 pass
             time.sleep(0.1)
         raise RuntimeError(f"server did not start: {self.log.read_text()}")
 
-    def client(self) -> httpx.Client:
+    def client(self, key: str = ADMIN_KEY) -> httpx.Client:
         return httpx.Client(
-            base_url=self.url, headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=30
+            base_url=self.url,
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=30,
+            verify=self.verify,
         )
+
+    def tenant(self) -> httpx.Client:
+        """A client of a new account: its phones and messages are its own, whatever other
+        tests left in the session's database."""
+        with self.client() as admin:
+            answer = admin.post(
+                "/v1/accounts", json={"name": f"tenant-{uuid.uuid4().hex[:12]}", "balance": 10_000}
+            )
+            answer.raise_for_status()
+        return self.client(answer.json()["api_key"])
 
     def kill(self) -> None:
         """SIGKILL: no shutdown handler runs, as in a crash or an OOM kill."""

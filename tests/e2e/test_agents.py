@@ -76,7 +76,7 @@ def test_two_agents_deliver_a_thousand_and_survive_a_kill(
     ).start()
     agents: dict[str, subprocess.Popen[bytes]] = {}
     try:
-        with server.client() as client:
+        with server.tenant() as client:
             token = client.post("/v1/devices/pairing").json()["token"]
             for name in ("alpha", "beta"):
                 agents[name] = start_agent(server, token, name, tmp_path)

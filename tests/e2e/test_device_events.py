@@ -58,7 +58,7 @@ def test_the_stream_tells_the_phone_and_survives_a_reconnect(
         dispatch_poll_seconds=0.1,
     ).start()
     try:
-        with server.client() as client:
+        with server.tenant() as client:
             token = client.post("/v1/devices/pairing").json()["token"]
             device = httpx.post(
                 f"{server.url}/api/mobile/v1/device",
@@ -85,5 +85,37 @@ def test_the_stream_tells_the_phone_and_survives_a_reconnect(
             assert sorted(m["message"] for m in pulled) == ["#0", "#1"]
             listed = client.get("/v1/devices").json()
             assert listed[0]["online"] is True
+    finally:
+        server.stop()
+
+
+def test_the_stream_tells_the_phone_of_a_cancel(
+    database_url: str, tmp_path: Path, free_port: Callable[[], int]
+) -> None:
+    server = ServerProcess(
+        port=free_port(), data_dir=tmp_path, database_url=database_url, dispatch_poll_seconds=0.1
+    ).start()
+    try:
+        with server.tenant() as client:
+            token = client.post("/v1/devices/pairing").json()["token"]
+            device = httpx.post(
+                f"{server.url}/api/mobile/v1/device",
+                json={"name": "SSE phone", "pushToken": None,
+                      "simCards": [{"simNumber": 1, "slotIndex": 0}]},
+                headers={"authorization": f"Bearer {token}"},
+            ).json()  # fmt: skip
+            stream = Stream(f"{server.url}/api/mobile/v1/events", device["token"])
+            try:
+                stream.wait_for(":connected")
+                sent = client.post("/v1/messages", json={"to": "+14155550100", "text": "x"})
+                message_id = sent.json()["messages"][0]["id"]
+                stream.wait_for("event: MessageEnqueued")  # given to the phone
+                cancelled = client.post(f"/v1/messages/{message_id}/cancel")
+                assert cancelled.json()["status"] == "dispatching", cancelled.text
+                stream.wait_for("event: MessageCancelled")
+                told = stream.lines[stream.lines.index("event: MessageCancelled") + 1]
+                assert told == f'data: {{"messageId":"{message_id}"}}'
+            finally:
+                stream.close()
     finally:
         server.stop()

@@ -1,56 +1,45 @@
-"""``textbridge agent``: a device that speaks the SMSGate device protocol, as the Android app
-does, for GSM modems, Termux and tests.
+"""The agent's protocol side: what the Android app does against a private server.
 
 It registers once with a pairing token (``POST /device``) and keeps its device id and token in
-a state file; then it listens to the server's event stream (``GET /events``) and pulls what it
-was given (``GET /message``) when told and every ``poll`` seconds. Each message is reported
-taken (``Processed``) before it is sent, then ``Sent`` and ``Delivered`` or ``Failed``, as the
-app reports them. Backends: ``simulated`` (a phone with configurable SIMs, send delay and
-failure rate); GSM modems and Termux come next.
+a state file; it reads its signing key (``GET /settings``) and where to post events
+(``GET /webhooks``); then it listens to the server's event stream (``GET /events``) and pulls
+what it was given (``GET /message``) when told and every ``poll`` seconds. Each message is
+reported taken (``Processed``) before it is sent, then as the backend knows it: ``Delivered``
+or ``Failed`` at once, or ``Sent`` and later what its delivery report said. A message the
+server asks back (``Cancelling``) before it was sent is reported ``Cancelled``. An SMS the
+backend received is posted, signed, to the server's ``sms:received`` URL until it is taken.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import random
+import ssl
+import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple
 
 import httpx
+import orjson
 import structlog
 
+from textbridge.agent.backend import Backend, Events, Incoming
 from textbridge.kit.clock import millis_iso, utcnow
+from textbridge.kit.secrets import sign_phone_event
 
 log = structlog.get_logger(__name__)
 
 USER_AGENT = "me.capcom.smsgateway/1.55.0 (textbridge-agent)"
+_RELOAD = ("SettingsUpdated", "WebhooksUpdated")
 
 
-class Backend(Protocol):
-    sims: int
-
-    async def send(self, phone: str, text: str, sim_number: int) -> str | None:
-        """Send one SMS through that SIM; ``None`` when it went, else why it failed."""
-
-
-@dataclass
-class SimulatedBackend:
-    """A phone that takes ``delay`` seconds per SMS and fails ``failure_rate`` of them."""
-
-    sims: int = 2
-    delay: float = 0.05
-    failure_rate: float = 0.0
-    sent: int = 0
-
-    async def send(self, phone: str, text: str, sim_number: int) -> str | None:
-        await asyncio.sleep(self.delay)
-        if random.random() < self.failure_rate:
-            return "RESULT_ERROR_GENERIC_FAILURE"
-        self.sent += 1
-        return None
+class Report(NamedTuple):
+    message_id: str
+    phones: Sequence[str]
+    state: str
+    error: str | None = None
+    went: bool = False  # a failure after the SMS left (its delivery report): it was sent
 
 
 class Agent:
@@ -63,7 +52,7 @@ class Agent:
         name: str = "textbridge-agent",
         state: Path | None = None,
         poll: float = 60.0,
-        verify: bool | str = True,
+        verify: bool | ssl.SSLContext = True,
         journal: Path | None = None,
     ) -> None:
         self.base = server.rstrip("/") + "/api/mobile/v1"
@@ -75,15 +64,23 @@ class Agent:
         self.verify = verify
         self.device_id: str | None = None
         self.device_token: str | None = None
+        self.signing_key: str | None = None
+        self.hook_url: str | None = None  # where received SMS go
         self.wake = asyncio.Event()
         self.handled: set[str] = set()  # ids taken by this run: never sent twice
+        self.awaiting: dict[str, Sequence[str]] = {}  # sent, their delivery report to come
         self.journal = journal  # a line per SMS sent and per report the server took
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._http: httpx.AsyncClient | None = None
 
     async def run(self) -> None:
         async with httpx.AsyncClient(
             headers={"user-agent": USER_AGENT}, timeout=30, verify=self.verify
         ) as http:
+            self._http = http
             await self.register(http)
+            await self.reload(http)
+            await self.backend.start(Events(delivered=self._delivered, received=self.post_received))
             listener = asyncio.create_task(self.listen(http))
             try:
                 while True:
@@ -99,6 +96,7 @@ class Agent:
                         pass
             finally:
                 listener.cancel()
+                await self.backend.close()
 
     async def register(self, http: httpx.AsyncClient) -> None:
         """The device kept in the state file, or a new one registered with the token."""
@@ -124,6 +122,18 @@ class Agent:
             self.state.chmod(0o600)
         log.info("registered", device_id=self.device_id, login=body["login"])
 
+    async def reload(self, http: httpx.AsyncClient) -> None:
+        """The signing key for our events and the URL received SMS go to, as the app reads
+        them at start and on ``SettingsUpdated`` / ``WebhooksUpdated``."""
+        settings = await http.get(f"{self.base}/settings", headers=self._auth())
+        settings.raise_for_status()
+        self.signing_key = (settings.json().get("webhooks") or {}).get("signing_key")
+        hooks = await http.get(f"{self.base}/webhooks", headers=self._auth())
+        hooks.raise_for_status()
+        self.hook_url = next(
+            (hook["url"] for hook in hooks.json() if hook.get("event") == "sms:received"), None
+        )
+
     def _auth(self) -> dict[str, str]:
         return {"authorization": f"Bearer {self.device_token}"}
 
@@ -139,8 +149,10 @@ class Agent:
                     delay = 5.0
                     self.wake.set()  # pull right after connecting
                     async for line in stream.aiter_lines():
-                        if line.startswith("event: MessageEnqueued"):
+                        if line.startswith(("event: MessageEnqueued", "event: MessageCancelled")):
                             self.wake.set()
+                        elif line.startswith("event: ") and line[7:] in _RELOAD:
+                            await self.reload(http)
             except httpx.HTTPError as exc:
                 log.info("event stream lost; reconnecting", error=str(exc), seconds=delay)
             await asyncio.sleep(delay)
@@ -149,11 +161,19 @@ class Agent:
     async def pull_once(self, http: httpx.AsyncClient) -> int:
         answer = await http.get(f"{self.base}/message", headers=self._auth())
         answer.raise_for_status()
-        given = [m for m in answer.json() if m["id"] not in self.handled]
+        pulled = answer.json()
+        # Asked back before it was sent: cancelled here. One this run took has gone already.
+        new = [m for m in pulled if m["id"] not in self.handled]
+        cancelled = [m for m in new if m.get("state") == "Cancelling"]
+        given = [m for m in new if m.get("state") != "Cancelling"]
+        self.handled.update(m["id"] for m in new)
+        if cancelled:
+            await self.report(
+                http, [Report(m["id"], m["phoneNumbers"], "Cancelled") for m in cancelled]
+            )
         if not given:
             return 0
-        self.handled.update(m["id"] for m in given)
-        await self.report(http, [(m["id"], m["phoneNumbers"], "Processed", None) for m in given])
+        await self.report(http, [Report(m["id"], m["phoneNumbers"], "Processed") for m in given])
         by_sim: dict[int, list[dict[str, Any]]] = {}
         for message in given:
             by_sim.setdefault(message.get("simNumber") or 1, []).append(message)
@@ -166,12 +186,67 @@ class Agent:
         """One SIM sends one SMS at a time."""
         for message in batch:
             text = (message.get("textMessage") or {}).get("text") or message.get("message", "")
-            errors = [await self.backend.send(p, text, sim) for p in message["phoneNumbers"]]
+            phones = message["phoneNumbers"]
+            if self.backend.sent_state == "Sent":
+                self.awaiting[message["id"]] = phones  # its report may beat our own
+            errors = [await self.backend.send(message["id"], p, text, sim) for p in phones]
             self._write(message["id"], "sent", sim)
             error = next((e for e in errors if e), None)
-            state = "Failed" if error else "Delivered"
-            await self.report(http, [(message["id"], message["phoneNumbers"], state, error)])
+            if error:
+                self.awaiting.pop(message["id"], None)
+            state = "Failed" if error else self.backend.sent_state
+            await self.report(http, [Report(message["id"], phones, state, error)])
             self._write(message["id"], "reported", sim)
+
+    def _delivered(self, message_id: str, error: str | None) -> None:
+        """A delivery report from the backend: reported in the background."""
+        phones = self.awaiting.pop(message_id, None)
+        if phones is None or self._http is None:
+            return  # not ours (an earlier run's): the server keeps it sent
+        state = "Failed" if error else "Delivered"
+        self._spawn(self.report(self._http, [Report(message_id, phones, state, error, went=True)]))
+
+    def _spawn(self, work: Any) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def post_received(self, sms: Incoming) -> None:
+        """``sms:received`` to the server, signed as the app signs it; retried until taken
+        (backing off to a minute), so the backend may then forget the SMS."""
+        delay = 1.0
+        while True:
+            try:
+                await self._post_event("sms:received", {
+                    "messageId": sms.id, "message": sms.text, "sender": sms.sender,
+                    "recipient": sms.recipient, "simNumber": sms.sim_number,
+                    "receivedAt": millis_iso(sms.received_at),
+                })  # fmt: skip
+                log.info("received SMS posted", id=sms.id)
+                return
+            except httpx.HTTPError as exc:
+                log.warning("posting a received SMS failed; again", error=str(exc), seconds=delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 60.0)
+
+    async def _post_event(self, event: str, payload: dict[str, Any]) -> None:
+        if self._http is None or self.hook_url is None or self.signing_key is None:
+            raise httpx.TransportError("no event URL or signing key from the server yet")
+        body = orjson.dumps(
+            {"id": str(uuid.uuid4()), "webhookId": "textbridge-agent", "event": event,
+             "deviceId": self.device_id, "payload": payload}
+        )  # fmt: skip
+        timestamp = str(int(utcnow().timestamp()))
+        answer = await self._http.post(
+            self.hook_url,
+            content=body,
+            headers={
+                "content-type": "application/json",
+                "x-timestamp": timestamp,
+                "x-signature": sign_phone_event(self.signing_key, body, timestamp),
+            },
+        )
+        answer.raise_for_status()
 
     def _write(self, message_id: str, event: str, sim: int) -> None:
         if self.journal is not None:
@@ -181,21 +256,21 @@ class Agent:
             with self.journal.open("a") as journal:
                 journal.write(line + "\n")
 
-    async def report(
-        self,
-        http: httpx.AsyncClient,
-        states: Sequence[tuple[str, Sequence[str], str, str | None]],
-    ) -> None:
+    async def report(self, http: httpx.AsyncClient, states: Sequence[Report]) -> None:
         """``PATCH /message``, retried like the app (up to 10 times, with backoff)."""
         now = millis_iso(utcnow())
         body = [
             {
-                "id": message_id,
-                "state": state,
-                "recipients": [{"phoneNumber": p, "state": state, "error": error} for p in phones],
-                "states": {"Sent": now, state: now} if state != "Processed" else {state: now},
+                "id": r.message_id,
+                "state": r.state,
+                "recipients": [
+                    {"phoneNumber": p, "state": r.state, "error": r.error} for p in r.phones
+                ],
+                "states": {"Sent": now, r.state: now}
+                if r.state in ("Sent", "Delivered") or r.went
+                else {r.state: now},
             }
-            for message_id, phones, state, error in states
+            for r in states
         ]
         for attempt in range(10):
             try:
