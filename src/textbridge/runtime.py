@@ -3,12 +3,15 @@ when this process runs them, the background workers."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
 
 from textbridge.accounts.service import accounts
 from textbridge.billing.service import billing
 from textbridge.channels import Channels
 from textbridge.db import Database
+from textbridge.devices import hub
 from textbridge.devices.channel import DeviceChannel
 from textbridge.devices.service import devices
 from textbridge.messages.service import messages
@@ -25,6 +28,7 @@ class Runtime:
     channels: Channels
     writer: AcceptanceWriter
     worker: Worker | None = None
+    _relay: asyncio.Task[None] | None = field(default=None, repr=False)
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -42,10 +46,16 @@ class Runtime:
     async def start(self) -> None:
         if self.settings.role is not Role.WORKER:
             await self.writer.start()
+            if not self.db.is_sqlite:  # phones' streams hear what other processes announce
+                self._relay = asyncio.create_task(hub.relay(self.db), name="device-relay")
         if self.worker is not None:
             await self.worker.start()
 
     async def stop(self) -> None:
+        if self._relay is not None:
+            self._relay.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._relay
         await self.writer.stop()
         if self.worker is not None:
             await self.worker.stop()

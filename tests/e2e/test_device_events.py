@@ -119,3 +119,39 @@ def test_the_stream_tells_the_phone_of_a_cancel(
                 stream.close()
     finally:
         server.stop()
+
+
+def test_a_stream_held_by_an_api_process_hears_what_a_worker_gave_the_phone(
+    database_url: str, tmp_path: Path, free_port: Callable[[], int]
+) -> None:
+    """Scale-out: the phone's stream is on an API-only process, a separate worker process gives
+    it the message; the stream hears it by the database (NOTIFY), not at the next pull."""
+    if database_url.startswith("sqlite"):
+        pytest.skip("scale-out is a PostgreSQL deployment")
+    common = {"data_dir": tmp_path, "database_url": database_url, "dispatch_poll_seconds": 60}
+    api = ServerProcess(port=free_port(), role="api", **common).start()
+    worker = ServerProcess(port=free_port(), command="worker", **common).start()
+    try:
+        with api.tenant() as client:
+            token = client.post("/v1/devices/pairing").json()["token"]
+            device = httpx.post(
+                f"{api.url}/api/mobile/v1/device",
+                json={"name": "far phone", "pushToken": None,
+                      "simCards": [{"simNumber": 1, "slotIndex": 0}]},
+                headers={"authorization": f"Bearer {token}"},
+            ).json()  # fmt: skip
+            stream = Stream(f"{api.url}/api/mobile/v1/events", device["token"])
+            try:
+                stream.wait_for(":connected")
+                sent = client.post("/v1/messages", json={"to": "+14155550100", "text": "x"})
+                message_id = sent.json()["messages"][0]["id"]
+                stream.wait_for("event: MessageEnqueued", timeout=10)
+                assert client.get(f"/v1/messages/{message_id}").json()["device_id"] == device["id"]
+                cancelled = client.post(f"/v1/messages/{message_id}/cancel")
+                assert cancelled.status_code == 200, cancelled.text
+                stream.wait_for("event: MessageCancelled", timeout=10)
+            finally:
+                stream.close()
+    finally:
+        worker.stop()
+        api.stop()

@@ -1,8 +1,10 @@
 """The phones connected to this process by Server-Sent Events, and what to tell them.
 
-In memory: a message given to a phone reaches its stream only if the stream is held by the
-process that gave it. Phones also pull every ``ping.interval_seconds`` and right after they
-connect, so nothing waits longer than that where processes are several.
+``announce`` tells a phone wherever its stream is held: on PostgreSQL by ``NOTIFY`` on
+``textbridge_devices`` at commit, which every API process relays to the streams it holds
+(``relay``); on SQLite, where there is one process, in memory after the commit. A
+notification lost while a process was reconnecting costs little: it then tells all its
+streams to pull, and phones pull every ``ping.interval_seconds`` and after they connect.
 """
 
 from __future__ import annotations
@@ -12,7 +14,20 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
+import orjson
+import structlog
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from textbridge.db import Database
+from textbridge.db.engine import after_commit
+from textbridge.db.listen import listen
+
+log = structlog.get_logger(__name__)
+
+CHANNEL = "textbridge_devices"
 _QUEUE_LIMIT = 100  # events a slow stream may owe before the oldest are dropped
+_PER_NOTIFY = 200  # device ids per notification: a payload stays far under 8,000 bytes
 
 
 class DeviceHub:
@@ -43,5 +58,36 @@ class DeviceHub:
                     continue
                 queue.put_nowait((event, data))
 
+    def everyone(self) -> list[str]:
+        return list(self._streams)
+
 
 hub = DeviceHub()
+
+
+async def announce(
+    session: AsyncSession, device_ids: Iterable[str], event: str, data: Any = None
+) -> None:
+    """``event`` to these phones' streams in any process, once the transaction commits."""
+    ids = sorted(set(device_ids))
+    if session.get_bind().dialect.name != "postgresql":
+        after_commit(session, lambda: hub.tell(ids, event, data))
+        return
+    for start in range(0, len(ids), _PER_NOTIFY):
+        payload = {"devices": ids[start : start + _PER_NOTIFY], "event": event, "data": data}
+        await session.execute(select(func.pg_notify(CHANNEL, orjson.dumps(payload).decode())))
+
+
+def _relayed(payload: str) -> None:
+    try:
+        told = orjson.loads(payload)
+        hub.tell(told["devices"], told["event"], told.get("data"))
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        log.warning("unreadable device notification", payload=payload[:200])
+
+
+async def relay(db: Database) -> None:
+    """This process's streams hear what any process announced (PostgreSQL)."""
+    await listen(
+        db, CHANNEL, _relayed, on_connect=lambda: hub.tell(hub.everyone(), "MessageEnqueued")
+    )

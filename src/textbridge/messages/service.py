@@ -22,7 +22,7 @@ from textbridge.channels import Channels, InboundSms, Outcome, SendResult, Statu
 from textbridge.contacts.service import contacts, template_values
 from textbridge.db import Database
 from textbridge.db.engine import after_commit
-from textbridge.devices.hub import hub
+from textbridge.devices.hub import announce
 from textbridge.errors import Conflict, NotFound, ValidationFailed
 from textbridge.events.service import EventType, record_for_messages
 from textbridge.idempotency.service import StoredAnswer
@@ -467,8 +467,7 @@ class MessageService:
                 "or ones a phone holds, can be cancelled",
                 field="id",
             )
-        told = {"messageId": message_id}
-        after_commit(session, lambda: hub.tell([phone], "MessageCancelled", told))
+        await announce(session, [phone], "MessageCancelled", {"messageId": message_id})
         return message
 
     async def queue_figures(
@@ -535,7 +534,7 @@ class MessageService:
         )
         if assigned:  # their phones pull as soon as they hear of it
             phones = [device_id for _, _, device_id, _ in assigned]
-            after_commit(session, lambda: hub.tell(phones, "MessageEnqueued"))
+            await announce(session, phones, "MessageEnqueued")
         for (code, text), ids in failures.items():
             finished = await repository.finish(
                 ids,
