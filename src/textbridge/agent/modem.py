@@ -38,6 +38,7 @@ log = structlog.get_logger(__name__)
 _FINAL = ("OK", "ERROR", "+CME ERROR", "+CMS ERROR", "NO CARRIER")
 _CTRL_Z = "\x1a"
 _PDU_ALL, _TEXT_ALL = "4", '"ALL"'
+_AWAITED = 5000  # messages whose status reports are awaited, at most (the oldest go first)
 
 
 class ModemError(Exception):
@@ -143,6 +144,8 @@ class ModemBackend:
         except (ModemError, ValueError) as exc:
             return str(exc)[:255]
         self._outgoing[message_id] = _Outgoing(parts=len(references))
+        while len(self._outgoing) > _AWAITED:  # reports that never came: stop waiting
+            del self._outgoing[next(iter(self._outgoing))]
         for reference in references:
             self._references[(reference, _digits(phone))] = message_id
         return None
