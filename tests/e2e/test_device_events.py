@@ -155,3 +155,39 @@ def test_a_stream_held_by_an_api_process_hears_what_a_worker_gave_the_phone(
     finally:
         worker.stop()
         api.stop()
+
+
+def test_an_export_request_reaches_the_phone(
+    database_url: str, tmp_path: Path, free_port: Callable[[], int]
+) -> None:
+    server = ServerProcess(port=free_port(), data_dir=tmp_path, database_url=database_url).start()
+    try:
+        with server.tenant() as client:
+            token = client.post("/v1/devices/pairing").json()["token"]
+            device = httpx.post(
+                f"{server.url}/api/mobile/v1/device",
+                json={"name": "SSE phone", "pushToken": None, "simCards": []},
+                headers={"authorization": f"Bearer {token}"},
+            ).json()
+            stream = Stream(f"{server.url}/api/mobile/v1/events", device["token"])
+            try:
+                stream.wait_for(":connected")
+                span = {"since": "2026-11-01T00:00:00+02:00", "until": "2026-11-02T00:00:00Z"}
+                export = f"/v1/devices/{device['id']}/export"
+                assert client.post(export, json=span).status_code == 202
+                stream.wait_for("event: MessagesExportRequested")
+                told = stream.lines[stream.lines.index("event: MessagesExportRequested") + 1]
+                assert told == (
+                    'data: {"since":"2026-10-31T22:00:00.000Z","until":"2026-11-02T00:00:00.000Z"}'
+                )
+                backwards = {"since": span["until"], "until": span["since"]}
+                refused = client.post(export, json=backwards)
+                assert refused.status_code == 400
+                assert "until must be after since" in refused.text
+                naive = client.post(export, json={**span, "since": "2026-11-01T00:00:00"})
+                assert naive.status_code == 400
+                assert client.post("/v1/devices/nope/export", json=span).status_code == 404
+            finally:
+                stream.close()
+    finally:
+        server.stop()

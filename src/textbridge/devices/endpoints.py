@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import Path, Response
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from textbridge.api.deps import CallerDep, SessionDep, SettingsDep
 from textbridge.api.routing import make_router
@@ -84,6 +84,19 @@ class SimCardPatch(BaseModel):
     work_end: Clock | None = None
 
 
+class ExportIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    since: AwareDatetime
+    until: AwareDatetime
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ExportIn:
+        if self.until <= self.since:
+            raise ValueError("until must be after since")
+        return self
+
+
 @router.post("/v1/devices/pairing", status_code=201, response_model=PairingOut)
 async def pair(session: SessionDep, caller: CallerDep, settings: SettingsDep) -> PairingOut:
     """What the app needs to join this account: a private token and a one-time code."""
@@ -117,6 +130,17 @@ async def update_device(
 async def delete_device(device_id: str, session: SessionDep, caller: CallerDep) -> Response:
     await devices.delete(session, caller, device_id)
     return Response(status_code=204)
+
+
+@router.post("/v1/devices/{device_id}/export", status_code=202)
+async def export_inbox(
+    device_id: str, body: ExportIn, session: SessionDep, caller: CallerDep
+) -> Response:
+    """Ask the phone to send again the SMS it received between ``since`` and ``until`` (the
+    app's ``MessagesExportRequested``): they come as its ``sms:received`` events, and one
+    already stored is kept once. For SMS received while the server could not be reached."""
+    await devices.request_export(session, caller, device_id, body.since, body.until)
+    return Response(status_code=202)
 
 
 @router.get("/v1/sim-cards", response_model=list[SimCardOut])
