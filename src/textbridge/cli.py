@@ -393,7 +393,11 @@ class ModemMode(StrEnum):
 def agent(
     server: Annotated[str, typer.Option(help="The server's URL, e.g. https://192.168.1.10:8443")],
     token: Annotated[
-        str, typer.Option(help="A pairing token (POST /v1/devices/pairing), for the first run")
+        str,
+        typer.Option(
+            help="A pairing token (POST /v1/devices/pairing), for the first run",
+            envvar="TEXTBRIDGE_AGENT_TOKEN",
+        ),
     ],
     backend: Annotated[AgentBackend, typer.Option(help="What sends the SMS")] = (
         AgentBackend.SIMULATED
@@ -417,7 +421,10 @@ def agent(
     modem_mode: Annotated[ModemMode, typer.Option(help="PDU or text mode (modem)")] = (
         ModemMode.PDU
     ),
-    modem_pin: Annotated[str | None, typer.Option(help="The SIM's PIN, if locked (modem)")] = None,
+    modem_pin: Annotated[
+        str | None,
+        typer.Option(help="The SIM's PIN, if locked (modem)", envvar="TEXTBRIDGE_MODEM_PIN"),
+    ] = None,
     inbox_seconds: Annotated[
         float, typer.Option(min=1, help="Read the inbox this often (termux)")
     ] = 10.0,
