@@ -49,10 +49,39 @@ class DeviceRepository:
     async def delete(self, device: Device) -> None:
         await self.session.delete(device)
 
-    async def seen(self, device_id: str, at: datetime) -> None:
-        await self.session.execute(
-            update(Device).where(Device.id == device_id).values(last_seen_at=at)
+    async def seen_online(self, device_id: str, at: datetime) -> bool:
+        """Note a phone that is online was seen at ``at``; False when it is offline (or
+        gone): then ``came_online`` is the UPDATE that notes it."""
+        result = await self.session.execute(
+            update(Device)
+            .where(Device.id == device_id, Device.online.is_(True))
+            .values(last_seen_at=at)
         )
+        return bool(getattr(result, "rowcount", 0))
+
+    async def came_online(self, device_id: str, at: datetime) -> Any | None:
+        """Seen at ``at`` and online again, if it was offline: (account_id, name) then, else
+        None (another process flipped it first: the row lock makes this one wait and see)."""
+        result = await self.session.execute(
+            update(Device)
+            .where(Device.id == device_id, Device.online.is_(False))
+            .values(online=True, last_seen_at=at)
+            .returning(Device.account_id, Device.name)
+        )
+        return result.first()
+
+    async def gone_offline(self, seen_before: datetime) -> Sequence[Any]:
+        """Phones online but not seen since ``seen_before``, now offline: (id, account_id,
+        name, last_seen_at) each. One UPDATE on ``(online, last_seen_at)``; a phone seen
+        meanwhile no longer matches when the row lock is released, so it stays online."""
+        result = await self.session.execute(
+            update(Device)
+            .where(Device.online.is_(True), Device.last_seen_at < seen_before)
+            .values(online=False)
+            .returning(Device.id, Device.account_id, Device.name, Device.last_seen_at)
+            .execution_options(synchronize_session=False)
+        )
+        return result.all()
 
     # SIM cards ------------------------------------------------------------------------------
 

@@ -30,6 +30,7 @@ from limits.strategies import MovingWindowRateLimiter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from textbridge.accounts.service import Principal
+from textbridge.devices.hub import announce
 from textbridge.devices.repository import DeviceRepository
 from textbridge.errors import (
     Forbidden,
@@ -38,7 +39,9 @@ from textbridge.errors import (
     Unauthorized,
     ValidationFailed,
 )
-from textbridge.kit.clock import utcnow
+from textbridge.events.service import EventType, record
+from textbridge.events.service import event as event_row  # `event` is a phone's, below
+from textbridge.kit.clock import millis_iso, utcnow
 from textbridge.kit.ids import new_id
 from textbridge.kit.secrets import hash_api_key, sign, sign_phone_event
 from textbridge.models import Device, DeviceCredential, DeviceLogin, SimCard
@@ -82,6 +85,22 @@ def online(last_seen_at: datetime | None, settings: Settings, now: datetime) -> 
     """Seen within ``DEVICE_ONLINE_SECONDS``."""
     return last_seen_at is not None and now - last_seen_at < timedelta(
         seconds=settings.device_online_seconds
+    )
+
+
+def _presence(
+    type: EventType, device_id: str, account_id: str, name: str, last_seen_at: datetime | None
+) -> dict[str, Any]:
+    """A ``device.online`` or ``device.offline`` event."""
+    return event_row(
+        account_id=account_id,
+        type=type,
+        subject_id=device_id,
+        data={
+            "device_id": device_id,
+            "name": name,
+            "last_seen_at": last_seen_at.isoformat() if last_seen_at else None,
+        },
     )
 
 
@@ -206,11 +225,15 @@ class DeviceService:
             signing_key=secrets.token_hex(32),
             enabled=True,
             last_seen_at=now,
+            online=True,
             created_at=now,
             updated_at=now,
         )
         repository.add(device)
         await session.flush()
+        await record(
+            session, [_presence(EventType.DEVICE_ONLINE, device.id, account_id, name, now)]
+        )
         await self._report_sims(session, device, sims, now)
         return Registered(device, token, login.login, password)
 
@@ -281,12 +304,42 @@ class DeviceService:
             raise Forbidden("this device is disabled")
         now = utcnow()
         if device.last_seen_at is None or now - device.last_seen_at > timedelta(seconds=10):
-            await DeviceRepository(session).seen(device.id, now)
+            await self._seen(session, device.id, now)
             device.last_seen_at = now
         return device
 
     async def seen(self, session: AsyncSession, device_id: str) -> None:
-        await DeviceRepository(session).seen(device_id, utcnow())
+        await self._seen(session, device_id, utcnow())
+
+    async def _seen(self, session: AsyncSession, device_id: str, now: datetime) -> None:
+        """Note the phone was seen now; one that was offline is online again, with its
+        ``device.online`` event in this transaction. Online is the usual case: one UPDATE."""
+        repository = DeviceRepository(session)
+        if await repository.seen_online(device_id, now):
+            return
+        back = await repository.came_online(device_id, now)
+        if back is not None:
+            await record(
+                session,
+                [_presence(EventType.DEVICE_ONLINE, device_id, back.account_id, back.name, now)],
+            )
+
+    async def sweep_offline(self, session: AsyncSession, settings: Settings) -> int:
+        """Housekeeping: phones not seen for ``DEVICE_ONLINE_SECONDS`` go offline, each with
+        its ``device.offline`` event; answers how many. Only the UPDATE that flipped a phone
+        tells it, so several workers sweeping at once tell it once."""
+        cutoff = utcnow() - timedelta(seconds=settings.device_online_seconds)
+        gone = await DeviceRepository(session).gone_offline(cutoff)
+        await record(
+            session,
+            [
+                _presence(
+                    EventType.DEVICE_OFFLINE, row.id, row.account_id, row.name, row.last_seen_at
+                )
+                for row in gone
+            ],
+        )
+        return len(gone)
 
     async def patch(
         self,
@@ -376,7 +429,7 @@ class DeviceService:
             raise Unauthorized("the signature does not match, or the request is too old")
         if not device.enabled:
             raise Forbidden("this device is disabled")
-        await DeviceRepository(session).seen(device.id, utcnow())
+        await self._seen(session, device.id, utcnow())
         return device, event
 
     def app_settings(self, device: Device, settings: Settings) -> dict[str, Any]:
@@ -409,6 +462,19 @@ class DeviceService:
         if device is None:
             raise NotFound(f"no device {device_id}", field="id")
         return device
+
+    async def request_export(
+        self,
+        session: AsyncSession,
+        caller: Principal,
+        device_id: str,
+        since: datetime,
+        until: datetime,
+    ) -> None:
+        """The phone replays the SMS it received in that span (``MessagesExportRequested``)."""
+        device = await self.get(session, caller, device_id)
+        span = {"since": millis_iso(since), "until": millis_iso(until)}
+        await announce(session, [device.id], "MessagesExportRequested", span)
 
     async def update(
         self, session: AsyncSession, caller: Principal, device_id: str, changes: dict[str, Any]

@@ -4,7 +4,8 @@ webhook delivery for every endpoint that wants it (the outbox the sender works t
 
 Message events carry the status they are about; the message itself is rendered when the
 webhook is sent. They are recorded only for accounts with an endpoint that wants them; the
-others (``contact.tag_changed``, ``verification.approved``) always."""
+others (``contact.tag_changed``, ``verification.approved``, ``device.online`` and
+``device.offline``) always."""
 
 from __future__ import annotations
 
@@ -31,6 +32,8 @@ class EventType(StrEnum):
     MESSAGE_EXPIRED = "message.expired"
     CONTACT_TAG_CHANGED = "contact.tag_changed"
     VERIFICATION_APPROVED = "verification.approved"
+    DEVICE_ONLINE = "device.online"
+    DEVICE_OFFLINE = "device.offline"
 
 
 def event(

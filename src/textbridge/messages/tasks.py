@@ -29,6 +29,7 @@ from textbridge.channels import (
     StatusReport,
 )
 from textbridge.db import Database
+from textbridge.db.listen import listen
 from textbridge.devices.service import devices
 from textbridge.idempotency.service import idempotency
 from textbridge.kit.clock import utcnow
@@ -181,8 +182,8 @@ async def _send(channel: Channel, batch: list[OutboundMessage]) -> list[SendResu
 
 class Housekeeping:
     """Periodic jobs: release scheduled messages, reclaim lapsed leases (cancelling what a
-    phone was asked to cancel), expire what is too old, forget idempotency records after a
-    day."""
+    phone was asked to cancel), mark phones gone silent offline (``device.offline``), expire
+    what is too old, forget idempotency records after a day."""
 
     def __init__(self, db: Database, settings: Settings) -> None:
         self.db = db
@@ -204,6 +205,9 @@ class Housekeeping:
             promoted = await repository.promote_scheduled(now)
             cancelled = await messages.cancel_unanswered(session)
             released = await repository.release_lapsed_leases(now)
+            offline = await devices.sweep_offline(session, self.settings)
+        if offline:
+            log.info("devices offline", count=offline)
         if promoted or released or cancelled:
             log.info(
                 "queue maintenance",
@@ -221,33 +225,6 @@ class Housekeeping:
                 expired = await messages.expire_due(session)
             if expired < 1000:
                 break
-
-
-class QueueListener:
-    """Wakes this process's dispatcher when another process announces due work (PostgreSQL
-    ``LISTEN``), so API-only processes and workers need not wait for the next poll."""
-
-    def __init__(self, db: Database) -> None:
-        self.db = db
-
-    async def run(self) -> None:
-        while True:
-            try:
-                await self._listen()
-            except Exception:
-                log.exception("queue listener lost its connection; reconnecting")
-            await asyncio.sleep(1.0)
-
-    async def _listen(self) -> None:
-        async with self.db.engine.connect() as connection:
-            raw = await connection.get_raw_connection()
-            listener: Any = raw.driver_connection  # asyncpg.Connection
-            closed = asyncio.Event()
-            listener.add_termination_listener(lambda *_: closed.set())
-            await listener.add_listener(QUEUE_CHANNEL, lambda *_: messages.wakeup.set())
-            # Work may have been announced while we were not listening.
-            messages.wakeup.set()
-            await closed.wait()
 
 
 class Worker:
@@ -269,8 +246,9 @@ class Worker:
         }
         if self.settings.smtp_host:
             jobs["mailer"] = Mailer(self.db, self.settings).run
-        if not self.db.is_sqlite:
-            jobs["queue-listener"] = QueueListener(self.db).run
+        if not self.db.is_sqlite:  # another process announced due work: dispatch now
+            wake = messages.wakeup.set
+            jobs["queue-listener"] = lambda: listen(self.db, QUEUE_CHANNEL, lambda _: wake(), wake)
         self._tasks = [asyncio.create_task(job(), name=name) for name, job in jobs.items()]
 
     async def _resume_in_flight(self) -> None:

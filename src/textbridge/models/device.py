@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from textbridge.db.base import Base, UTCDateTime
@@ -13,7 +13,10 @@ class Device(Base):
     speaking the SMSGate device protocol."""
 
     __tablename__ = "devices"
-    __table_args__ = (Index(None, "account_id", "id"),)
+    __table_args__ = (
+        Index(None, "account_id", "id"),
+        Index(None, "online", "last_seen_at"),  # housekeeping's sweep for phones gone silent
+    )
 
     id: Mapped[str] = mapped_column(String(21), primary_key=True)  # the app's id length
     account_id: Mapped[str] = mapped_column(
@@ -26,6 +29,9 @@ class Device(Base):
     signing_key: Mapped[str] = mapped_column(String(64))
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The state the last device.online / device.offline event told: only the UPDATE that
+    # flips it records the event, so each transition is told once, whichever process sees it.
+    online: Mapped[bool] = mapped_column(Boolean, default=True, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 

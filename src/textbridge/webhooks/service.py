@@ -265,6 +265,13 @@ def _sample(kind: str) -> tuple[dict[str, Any], Subject]:
     if kind == "verification.approved":
         data = {"phone": _SAMPLE_PHONE, "service": "", "status": "approved"}
         return {"sample": True, **data}, Subject()
+    if kind in (EventType.DEVICE_ONLINE, EventType.DEVICE_OFFLINE):
+        data = {
+            "device_id": _SAMPLE_DEVICE,
+            "name": "Pixel 7",
+            "last_seen_at": utcnow().isoformat(),
+        }
+        return {"sample": True, **data}, Subject()
     status = kind.removeprefix("message.")
     inbound = status == "received"
     now = utcnow()
@@ -296,6 +303,7 @@ def _sample(kind: str) -> tuple[dict[str, Any], Subject]:
 
 _SAMPLE_ID = "01JSAMPLE00000000000000000"
 _SAMPLE_PHONE = "+14155550100"
+_SAMPLE_DEVICE = "SampleDevice000000000"  # the app's 21 characters
 
 
 @dataclass(frozen=True, slots=True)
