@@ -84,11 +84,12 @@ class Agent:
             listener = asyncio.create_task(self.listen(http))
             try:
                 while True:
+                    self.wake.clear()  # before the pull: news during it pulls again
                     try:
-                        await self.pull_once(http)
+                        if await self.pull_once(http):
+                            continue  # more may wait: a pull gives at most 100
                     except httpx.HTTPError as exc:
                         log.warning("pull failed", error=str(exc))
-                    self.wake.clear()
                     try:
                         async with asyncio.timeout(self.poll):
                             await self.wake.wait()
