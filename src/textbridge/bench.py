@@ -10,7 +10,20 @@ For each database it starts real ``textbridge serve`` processes on 127.0.0.1 and
    messages per second from the first acceptance to the last ``delivered``, and p50/p99 of
    each message's own acceptance-to-delivered time, read from the database's timestamps;
 4. webhooks: 20,000 events (a CSV import that changes 20,000 contacts' tags) delivered to a
-   receiver in another process, deliveries per second.
+   receiver in another process, deliveries per second;
+5. devices: messages through the device protocol, accepted in 100-recipient requests and
+   delivered by two ``textbridge agent`` processes with two simulated SIMs each (no send
+   delay); messages per second from the first acceptance to the last ``delivered``, p50/p95
+   of each message's acceptance-to-delivered time;
+6. event streams: 1,000 phones registered, each holding ``GET /api/mobile/v1/events`` open to
+   one ``serve`` process; the process's resident memory without and with the streams, the
+   time from a message's acceptance to its phone's ``MessageEnqueued`` (p50/p95), and that
+   every stream keeps getting its keepalive (``DEVICE_KEEPALIVE_SECONDS=2``).
+
+``--only`` runs some of the phases: ``accept`` (1, 2 and the bulk, import, campaign and verify
+figures, on one API-only process), ``e2e``, ``webhooks``, ``devices``, ``sse``. The bench lifts
+its open-file soft limit to the hard limit before it starts anything, so the ``serve``
+processes inherit it (the event-stream phase holds one socket per stream on each side).
 
 Every distinct number is sent once per run, so the phone-number cache never flatters a figure.
 Traffic goes only to 127.0.0.1; every phase is bounded in time and count.
@@ -42,11 +55,13 @@ import asyncpg
 import httpx
 from sqlalchemy import func, insert, select
 
+from textbridge import bench_devices
 from textbridge.db import Database
 from textbridge.kit.ids import new_id
 from textbridge.models import Account, Message, Verification, WebhookAttempt, WebhookDelivery
 
 ADMIN_KEY = "tb_bench_admin_key_0123456789abcdef"
+PHASES = ("accept", "e2e", "webhooks", "devices", "sse")
 POSTGRES_ADMIN_URL = os.environ.get(
     "TEXTBRIDGE_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
@@ -463,38 +478,81 @@ async def drop_postgres(name: str) -> None:
         await admin.close()
 
 
-def bench_backend(backend: str, *, seconds: int, e2e_total: int) -> dict[str, Any]:
+def bench_backend(
+    backend: str,
+    *,
+    seconds: int,
+    e2e_total: int,
+    phases: tuple[str, ...] = PHASES,
+    device_messages: int = 5_000,
+    sse_devices: int = 1_000,
+) -> dict[str, Any]:
     results: dict[str, Any] = {}
     # Acceptance first, on an API-only server; then end to end on a fresh database, so the
     # dispatcher does not start with the acceptance phases' backlog.
-    with _database(backend, "accept") as (work, database_url):
-        server = Server(work, database_url, role="api")
-        try:
-            run_wrk(server.url, recipients=1, seconds=2, connections=16, offset=0)  # warm-up
-            results["single"] = run_wrk(
-                server.url, recipients=1, seconds=seconds, connections=32, offset=10_000
+    if "accept" in phases:
+        with _database(backend, "accept") as (work, database_url):
+            server = Server(work, database_url, role="api")
+            try:
+                run_wrk(server.url, recipients=1, seconds=2, connections=16, offset=0)  # warm-up
+                results["single"] = run_wrk(
+                    server.url, recipients=1, seconds=seconds, connections=32, offset=10_000
+                )
+                results["hundred"] = run_wrk(
+                    server.url, recipients=100, seconds=seconds, connections=8, offset=20_000_000
+                )
+                results["bulk"] = bulk_job(server.url, recipients=100_000)
+                results["import"], group = contacts_import(server.url, rows=100_000)
+                results["campaign"] = group_campaign(server.url, group=group)
+                results["verify"] = verify_checks(server.url, database_url, seconds=seconds)
+            finally:
+                server.stop()
+    if "e2e" in phases:
+        with _database(backend, "e2e") as (work, database_url):
+            server = Server(
+                work, database_url, simulator_delivery_delay_ms=0, dispatch_batch_size=500
             )
-            results["hundred"] = run_wrk(
-                server.url, recipients=100, seconds=seconds, connections=8, offset=20_000_000
-            )
-            results["bulk"] = bulk_job(server.url, recipients=100_000)
-            results["import"], group = contacts_import(server.url, rows=100_000)
-            results["campaign"] = group_campaign(server.url, group=group)
-            results["verify"] = verify_checks(server.url, database_url, seconds=seconds)
-        finally:
-            server.stop()
-    with _database(backend, "e2e") as (work, database_url):
-        server = Server(work, database_url, simulator_delivery_delay_ms=0, dispatch_batch_size=500)
-        try:
-            results["e2e"] = asyncio.run(end_to_end(server.url, database_url, total=e2e_total))
-        finally:
-            server.stop()
-    with _database(backend, "webhooks") as (work, database_url):
-        server = Server(work, database_url, webhook_allow_private=1)
-        try:
-            results["webhooks"] = webhook_deliveries(server.url, database_url, events=20_000)
-        finally:
-            server.stop()
+            try:
+                results["e2e"] = asyncio.run(end_to_end(server.url, database_url, total=e2e_total))
+            finally:
+                server.stop()
+    if "webhooks" in phases:
+        with _database(backend, "webhooks") as (work, database_url):
+            server = Server(work, database_url, webhook_allow_private=1)
+            try:
+                results["webhooks"] = webhook_deliveries(server.url, database_url, events=20_000)
+            finally:
+                server.stop()
+    # The device phases batch dispatch as the end-to-end phase does; other settings default.
+    if "devices" in phases:
+        with _database(backend, "devices") as (work, database_url):
+            server = Server(work, database_url, dispatch_batch_size=500)
+            try:
+                results["devices"] = bench_devices.device_protocol(
+                    server.url,
+                    database_url,
+                    work,
+                    admin_key=ADMIN_KEY,
+                    pid=server.process.pid,
+                    agents=2,
+                    total=device_messages,
+                )
+            finally:
+                server.stop()
+    if "sse" in phases:
+        with _database(backend, "sse") as (work, database_url):
+            server = Server(work, database_url, dispatch_batch_size=500, device_keepalive_seconds=2)
+            try:
+                results["sse"] = bench_devices.sse_streams(
+                    server.url,
+                    database_url,
+                    admin_key=ADMIN_KEY,
+                    pid=server.process.pid,
+                    devices=sse_devices,
+                    keepalive=2,
+                )
+            finally:
+                server.stop()
     return results
 
 
@@ -514,43 +572,113 @@ def _database(backend: str, purpose: str) -> Iterator[tuple[Path, str]]:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def report(all_results: dict[str, dict[str, Any]]) -> str:
-    lines = [
-        "| database | 1 recipient/request | 100 recipients/request | 100,000-recipient bulk job "
-        "| 100,000-contact CSV import | templated campaign to those 100,000 "
-        "| verify checks | end to end (simulator) | webhook deliveries |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for backend, r in all_results.items():
-        single, hundred, e2e, hooks = r["single"], r["hundred"], r["e2e"], r["webhooks"]
-        lines.append(
-            f"| {backend} "
-            f"| {single.requests_per_second:,.0f} req/s (p50 {single.p50_ms:.1f} ms, "
-            f"p99 {single.p99_ms:.1f} ms; {single.errors} errors) "
-            f"| {hundred.requests_per_second * 100:,.0f} recipients/s "
-            f"({hundred.requests_per_second:,.0f} req/s, p50 {hundred.p50_ms:.1f} ms, "
-            f"p99 {hundred.p99_ms:.1f} ms; {hundred.errors} errors) "
-            f"| accepted in {r['bulk']:.1f} s "
-            f"| {r['import']:.1f} s "
-            f"| accepted in {r['campaign']:.1f} s "
-            f"| {r['verify'].requests_per_second:,.0f} checks/s (p50 {r['verify'].p50_ms:.1f} ms, "
-            f"p99 {r['verify'].p99_ms:.1f} ms; {r['verify'].errors} errors) "
-            f"| {e2e['per_second']:,.0f} msg/s ({e2e['delivered']:,}/{e2e['messages']:,} "
-            f"delivered; p50 {e2e['p50_ms']:.0f} ms, p99 {e2e['p99_ms']:.0f} ms) "
-            f"| {hooks['per_second']:,.0f}/s ({hooks['deliveries']:,} delivered in "
-            f"{hooks['attempts']:,} requests) |"
+def _cells(r: dict[str, Any]) -> dict[str, str]:
+    """The figures of the phases that ran, by column header."""
+    cells = {}
+    if "single" in r:
+        single, hundred, verify = r["single"], r["hundred"], r["verify"]
+        cells["1 recipient/request"] = (
+            f"{single.requests_per_second:,.0f} req/s (p50 {single.p50_ms:.1f} ms, "
+            f"p99 {single.p99_ms:.1f} ms; {single.errors} errors)"
         )
-    return "\n".join(lines)
+        cells["100 recipients/request"] = (
+            f"{hundred.requests_per_second * 100:,.0f} recipients/s "
+            f"({hundred.requests_per_second:,.0f} req/s, p50 {hundred.p50_ms:.1f} ms, "
+            f"p99 {hundred.p99_ms:.1f} ms; {hundred.errors} errors)"
+        )
+        cells["100,000-recipient bulk job"] = f"accepted in {r['bulk']:.1f} s"
+        cells["100,000-contact CSV import"] = f"{r['import']:.1f} s"
+        cells["templated campaign to those 100,000"] = f"accepted in {r['campaign']:.1f} s"
+        cells["verify checks"] = (
+            f"{verify.requests_per_second:,.0f} checks/s (p50 {verify.p50_ms:.1f} ms, "
+            f"p99 {verify.p99_ms:.1f} ms; {verify.errors} errors)"
+        )
+    if "e2e" in r:
+        e2e = r["e2e"]
+        cells["end to end (simulator)"] = (
+            f"{e2e['per_second']:,.0f} msg/s ({e2e['delivered']:,}/{e2e['messages']:,} "
+            f"delivered; p50 {e2e['p50_ms']:.0f} ms, p99 {e2e['p99_ms']:.0f} ms)"
+        )
+    if "webhooks" in r:
+        hooks = r["webhooks"]
+        cells["webhook deliveries"] = (
+            f"{hooks['per_second']:,.0f}/s ({hooks['deliveries']:,} delivered in "
+            f"{hooks['attempts']:,} requests)"
+        )
+    if "devices" in r:
+        d = r["devices"]
+        cells[f"device protocol ({d['agents']} agents, {d['sims']} SIMs)"] = (
+            f"{d['per_second']:,.0f} msg/s ({d['delivered']:,}/{d['messages']:,} delivered "
+            f"in {d['seconds']:.1f} s; p50 {d['p50_ms']:,.0f} ms, p95 {d['p95_ms']:,.0f} ms)"
+        )
+    if "sse" in r:
+        e = r["sse"]
+        errors = f"; failed: {', '.join(e['errors'])}" if e["errors"] else ""
+        cells["event streams held by one process"] = (
+            f"{e['connected']:,}/{e['devices']:,} open in {e['connect_seconds']:.1f} s{errors}; "
+            f"RSS {e['rss_before_mib']:.0f} → {e['rss_with_mib']:.0f} MiB "
+            f"({e['kib_per_stream']:.1f} KiB/stream); MessageEnqueued p50 {e['p50_ms']:,.0f} ms, "
+            f"p95 {e['p95_ms']:,.0f} ms ({e['told']:,}/{e['assigned']:,} told); "
+            f"keepalives on {e['kept_alive']:,}/{e['connected']:,}"
+        )
+    return cells
 
 
-def run(backends: list[str], *, seconds: int = 10, e2e_messages: int = 20_000) -> str:
+def report(all_results: dict[str, dict[str, Any]]) -> str:
+    """The Markdown table: a row per database, a column per figure measured."""
+    rows = {backend: _cells(r) for backend, r in all_results.items()}
+    headers = list(dict.fromkeys(h for cells in rows.values() for h in cells))
+    lines = [
+        "| database | " + " | ".join(headers) + " |",
+        "|---" * (len(headers) + 1) + "|",
+    ]
+    for backend, cells in rows.items():
+        lines.append(f"| {backend} | " + " | ".join(cells.get(h, "") for h in headers) + " |")
+    notes = []
+    for backend, r in all_results.items():
+        if "devices" in r:
+            d = r["devices"]
+            notes.append(
+                f"{backend} device protocol: CPU while the messages went through: server "
+                f"{d['server_cpu_seconds']:.1f} s, agents {d['agents_cpu_seconds']:.1f} s "
+                f"in {d['seconds']:.1f} s."
+            )
+        if "sse" in r:
+            e = r["sse"]
+            notes.append(
+                f"{backend} event streams: {e['registered_per_second']:,.0f} registrations/s; "
+                f"RSS {e['rss_held_mib']:.0f} MiB after the messages; CPU while held: server "
+                f"{e['server_cpu_seconds']:.1f} s, bench {e['client_cpu_seconds']:.1f} s; "
+                f"open-file limit: server {e['server_fd_limit']:,}, bench {e['bench_fd_limit']:,}."
+            )
+    return "\n".join([*lines, *([""] if notes else []), *notes])
+
+
+def run(
+    backends: list[str],
+    *,
+    seconds: int = 10,
+    e2e_messages: int = 20_000,
+    only: list[str] | None = None,
+    device_messages: int = 5_000,
+    sse_devices: int = 1_000,
+) -> str:
     """Measure each backend; answers the Markdown table of docs/benchmarks.md."""
-    if shutil.which("wrk") is None:
+    phases = tuple(only or PHASES)
+    if "accept" in phases and shutil.which("wrk") is None:
         raise SystemExit("wrk is needed: apt-get install -y wrk (make bench installs it)")
+    bench_devices.raise_fd_limit()  # before any server starts: they inherit it
     results = {}
     for backend in backends:
         print(f"benchmarking {backend}...", file=sys.stderr, flush=True)
-        results[backend] = bench_backend(backend, seconds=seconds, e2e_total=e2e_messages)
+        results[backend] = bench_backend(
+            backend,
+            seconds=seconds,
+            e2e_total=e2e_messages,
+            phases=phases,
+            device_messages=device_messages,
+            sse_devices=sse_devices,
+        )
     return report(results)
 
 
@@ -559,9 +687,23 @@ def main() -> None:
     parser.add_argument("--backend", choices=["sqlite", "postgresql"], action="append")
     parser.add_argument("--seconds", type=int, default=10, help="per wrk phase")
     parser.add_argument("--e2e-messages", type=int, default=20_000)
+    parser.add_argument(
+        "--only", choices=PHASES, action="append", help="run this phase (repeatable)"
+    )
+    parser.add_argument("--device-messages", type=int, default=5_000, help="devices phase")
+    parser.add_argument("--sse-devices", type=int, default=1_000, help="event streams held")
     args = parser.parse_args()
     backends = args.backend or ["sqlite", "postgresql"]
-    print(run(backends, seconds=args.seconds, e2e_messages=args.e2e_messages))
+    print(
+        run(
+            backends,
+            seconds=args.seconds,
+            e2e_messages=args.e2e_messages,
+            only=args.only,
+            device_messages=args.device_messages,
+            sse_devices=args.sse_devices,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -364,16 +364,30 @@ def bench(
     ] = None,
     seconds: Annotated[int, typer.Option(help="Length of each wrk phase")] = 10,
     e2e_messages: Annotated[int, typer.Option(help="Messages in the end-to-end run")] = 20_000,
+    only: Annotated[
+        list[str] | None,
+        typer.Option(help="Only these phases: accept, e2e, webhooks, devices, sse"),
+    ] = None,
+    device_messages: Annotated[int, typer.Option(help="Messages through the agents")] = 5_000,
+    sse_devices: Annotated[int, typer.Option(help="Event streams held at once")] = 1_000,
 ) -> None:
-    """Measure acceptance and end-to-end throughput (the figures in docs/benchmarks.md)."""
+    """Measure acceptance, end-to-end, webhook and device throughput (docs/benchmarks.md)."""
     from textbridge import bench as benchmark
 
     unknown = set(backend or []) - {"sqlite", "postgresql"}
     if unknown:
         raise typer.BadParameter(f"unknown backend {sorted(unknown)}", param_hint="--backend")
+    strange = set(only or []) - set(benchmark.PHASES)
+    if strange:
+        raise typer.BadParameter(f"unknown phase {sorted(strange)}", param_hint="--only")
     typer.echo(
         benchmark.run(
-            backend or ["sqlite", "postgresql"], seconds=seconds, e2e_messages=e2e_messages
+            backend or ["sqlite", "postgresql"],
+            seconds=seconds,
+            e2e_messages=e2e_messages,
+            only=only,
+            device_messages=device_messages,
+            sse_devices=sse_devices,
         )
     )
 
