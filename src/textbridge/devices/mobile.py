@@ -9,12 +9,14 @@ as an error and retries.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any
 
 import orjson
+import phonenumbers
 import structlog
 from fastapi import Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
@@ -27,6 +29,7 @@ from textbridge.devices.hub import hub
 from textbridge.devices.service import SimReport, devices
 from textbridge.errors import TextbridgeError, ValidationFailed
 from textbridge.kit.clock import as_utc, millis_iso, utcnow
+from textbridge.kit.phone import InvalidPhoneNumber, parse_phone
 from textbridge.messages.service import PhoneReport, messages
 from textbridge.models import Device
 
@@ -375,9 +378,11 @@ async def _received(
     sims = await devices.sim_numbers(session, device)
     sim_card_id = next((i for i, n in sims.items() if n == sim_number), None)
     ref = f"{device.id}:{payload.get('messageId') or event_id}"[:64]
+    recipient = payload.get("recipient")
+    sender, to = _inbound_numbers(sender, recipient if isinstance(recipient, str) else None)
     sms = InboundSms(
         phone=sender,
-        to=payload.get("recipient") if isinstance(payload.get("recipient"), str) else None,
+        to=to,
         text=text,
         received_at=_parse_date(payload.get("receivedAt")) or utcnow(),
         account_id=device.account_id,
@@ -392,3 +397,35 @@ async def _received(
         # An alphanumeric sender ("Google") has no number to store; answering an error
         # would only make the phone send it again, fifteen times.
         log.info("inbound SMS from a sender that is not a number dropped", error=exc.message)
+
+
+_DIALLED = re.compile(r"[\d\s().-]+")
+
+
+def _inbound_numbers(sender: str, recipient: str | None) -> tuple[str, str | None]:
+    """The sender and the receiving SIM's number as Android hands them over, in E.164 where
+    they can be read. A sender without ``+`` is international first, as everywhere; when the
+    network gave it in national form ("0690156360") it is read in the country of the SIM's
+    number. A SIM number in a form we cannot read ("4155550000", Android's line number) is
+    left out: it must not cost the message."""
+    to = region = None
+    if recipient:
+        try:
+            own = parse_phone(recipient)
+            to, region = own.e164, own.region
+        except InvalidPhoneNumber:
+            pass
+    try:
+        return parse_phone(sender).e164, to
+    except InvalidPhoneNumber:
+        pass
+    # Digits only: phonenumbers reads letters as a keypad's ("415SHOPNOW", a sender's
+    # name, would become +14157467669).
+    if region and _DIALLED.fullmatch(sender):
+        try:
+            number = phonenumbers.parse(sender, region)
+        except phonenumbers.NumberParseException:
+            return sender, to
+        if phonenumbers.is_valid_number(number):
+            return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164), to
+    return sender, to
