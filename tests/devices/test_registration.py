@@ -221,3 +221,26 @@ async def test_devices_belong_to_their_account(
     ):
         assert answer.status_code == 404
     assert (await tenant.get("/v1/devices")).json()[0]["name"] == "Samsung/beyond0lte"
+
+
+async def test_the_phone_limit_in_its_settings_follows_its_sims(tenant: httpx.AsyncClient) -> None:
+    """The app's one limit per phone is the sum of its SIMs' (per minute, else per day)."""
+    pairing = await paired(tenant)
+    device = (await register(tenant, f"Bearer {pairing['token']}")).json()
+    sims = [s["id"] for s in (await tenant.get("/v1/sim-cards")).json()]
+    assert len(sims) == 2
+    async with phone(tenant, device["token"]) as app:
+
+        async def limit() -> dict[str, Any]:
+            settings: dict[str, Any] = (await app.get(f"{MOBILE}/settings")).json()
+            return settings["messages"]
+
+        assert await limit() == {"limit_period": "Disabled", "limit_value": 0}
+        await tenant.patch(f"/v1/sim-cards/{sims[0]}", json={"per_minute": 10, "per_day": 100})
+        assert (await limit())["limit_period"] == "Disabled"  # the other SIM has none
+        await tenant.patch(f"/v1/sim-cards/{sims[1]}", json={"per_minute": 20})
+        assert await limit() == {"limit_period": "PerMinute", "limit_value": 30}
+        await tenant.patch(f"/v1/sim-cards/{sims[1]}", json={"per_minute": None, "per_day": 50})
+        assert await limit() == {"limit_period": "PerDay", "limit_value": 150}
+        await tenant.patch(f"/v1/sim-cards/{sims[1]}", json={"enabled": False})
+        assert await limit() == {"limit_period": "PerMinute", "limit_value": 10}

@@ -157,7 +157,7 @@ def test_a_stream_held_by_an_api_process_hears_what_a_worker_gave_the_phone(
         api.stop()
 
 
-def test_an_export_request_reaches_the_phone(
+def test_an_export_request_and_new_settings_reach_the_phone(
     database_url: str, tmp_path: Path, free_port: Callable[[], int]
 ) -> None:
     server = ServerProcess(port=free_port(), data_dir=tmp_path, database_url=database_url).start()
@@ -166,7 +166,7 @@ def test_an_export_request_reaches_the_phone(
             token = client.post("/v1/devices/pairing").json()["token"]
             device = httpx.post(
                 f"{server.url}/api/mobile/v1/device",
-                json={"name": "SSE phone", "pushToken": None, "simCards": []},
+                json={"name": "SSE phone", "pushToken": None, "simCards": [{"simNumber": 1}]},
                 headers={"authorization": f"Bearer {token}"},
             ).json()
             stream = Stream(f"{server.url}/api/mobile/v1/events", device["token"])
@@ -187,6 +187,9 @@ def test_an_export_request_reaches_the_phone(
                 naive = client.post(export, json={**span, "since": "2026-11-01T00:00:00"})
                 assert naive.status_code == 400
                 assert client.post("/v1/devices/nope/export", json=span).status_code == 404
+                sim = client.get("/v1/sim-cards").json()[0]["id"]
+                client.patch(f"/v1/sim-cards/{sim}", json={"per_minute": 5})
+                stream.wait_for("event: SettingsUpdated")  # the phone re-reads its limit
             finally:
                 stream.close()
     finally:

@@ -178,8 +178,8 @@ async def change_password(body: PasswordIn, device: DeviceDep, session: SessionD
 
 
 @router.get("/settings")
-async def app_settings(device: DeviceDep, runtime: RuntimeDep) -> Response:
-    return _json(devices.app_settings(device, runtime.settings))
+async def app_settings(device: DeviceDep, session: SessionDep, settings: SettingsDep) -> Response:
+    return _json(await devices.app_settings(session, device, settings))
 
 
 # Push: Server-Sent Events -------------------------------------------------------------------

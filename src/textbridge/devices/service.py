@@ -432,10 +432,14 @@ class DeviceService:
         await self._seen(session, device.id, utcnow())
         return device, event
 
-    def app_settings(self, device: Device, settings: Settings) -> dict[str, Any]:
+    async def app_settings(
+        self, session: AsyncSession, device: Device, settings: Settings
+    ) -> dict[str, Any]:
         """What the app imports from ``GET /settings``: the key that signs its events to us,
-        and how often to ping."""
+        how often to ping, and the phone's sending limit."""
+        sims = await DeviceRepository(session).sim_cards(device.account_id, [device.id])
         return {
+            "messages": _phone_limit([sim for sim in sims if sim.enabled and sim.present]),
             "webhooks": {"signing_key": device.signing_key, "internet_required": True},
             "ping": {"interval_seconds": settings.device_ping_seconds},
             "gateway": {"notification_channel": "SSE_ONLY"},
@@ -506,7 +510,20 @@ class DeviceService:
             raise ValidationFailed("work_start and work_end go together", field="work_end")
         sim.updated_at = utcnow()
         await session.flush()
+        await announce(session, [sim.device_id], "SettingsUpdated")  # its limit may change
         return sim
+
+
+def _phone_limit(sims: Sequence[SimCard]) -> dict[str, Any]:
+    """The app's own limit, one per phone, from its SIMs' (which routing keeps): their sum,
+    per minute when every SIM has one, else per day when every SIM has that. Never tighter
+    than routing, it catches what routing let through when several dispatchers counted at
+    once."""
+    for period, field in (("PerMinute", "per_minute"), ("PerDay", "per_day")):
+        limits = [getattr(sim, field) for sim in sims]
+        if limits and None not in limits:
+            return {"limit_period": period, "limit_value": sum(limits)}
+    return {"limit_period": "Disabled", "limit_value": 0}
 
 
 def _password_ok(login: DeviceLogin, password: str) -> bool:
