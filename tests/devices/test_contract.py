@@ -198,25 +198,25 @@ async def test_the_three_ways_to_register_answer_the_apps_response(
     assert names == {NAME, "Pixel 7"}
 
 
-@pytest.mark.parametrize(
-    "authorization",
-    [
-        {},  # RegistrationMode.Anonymous with no private token set: no header at all
-        {"Authorization": "Bearer tbp_not-a-pairing-token"},
-        {"Authorization": "Basic " + base64.b64encode(b"NOBODY00:password").decode()},
-        {"Authorization": "Basic not base64!"},
-        {"Authorization": "Code 000000"},
-        {"Authorization": "Code "},
-        {"Authorization": "Token abc"},
-    ],
-)
+BAD_CREDENTIALS = [
+    {},  # RegistrationMode.Anonymous with no private token set: no header at all
+    {"Authorization": "Bearer tbp_not-a-pairing-token"},
+    {"Authorization": "Basic " + base64.b64encode(b"NOBODY00:password").decode()},
+    {"Authorization": "Basic not base64!"},
+    {"Authorization": "Code 000000"},
+    {"Authorization": "Code "},
+    {"Authorization": "Token abc"},
+]
+
+
 async def test_bad_registration_credentials_are_401_with_a_message(
-    tenant: httpx.AsyncClient, device_app: httpx.AsyncClient, authorization: dict[str, str]
+    tenant: httpx.AsyncClient, device_app: httpx.AsyncClient
 ) -> None:
-    answer = await register(device_app, authorization)
-    assert answer.status_code == 401, answer.text
-    assert list(answer.json()) == ["message"]
-    assert isinstance(answer.json()["message"], str)
+    for authorization in BAD_CREDENTIALS:
+        answer = await register(device_app, authorization)
+        assert answer.status_code == 401, (authorization, answer.text)
+        assert list(answer.json()) == ["message"]
+        assert isinstance(answer.json()["message"], str)
     assert (await tenant.get("/v1/devices")).json() == []
 
 
@@ -564,22 +564,20 @@ MALFORMED = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(("method", "path", "body", "named"), MALFORMED)
 async def test_a_malformed_body_is_400_naming_the_field(
-    tenant: httpx.AsyncClient,
-    device_app: httpx.AsyncClient,
-    method: str,
-    path: str,
-    body: str,
-    named: str,
+    tenant: httpx.AsyncClient, device_app: httpx.AsyncClient
 ) -> None:
+    """Every case on one app (a case is a request, not a setup)."""
     device = await a_phone(tenant, device_app)
     pairing = await paired(tenant)
-    token = pairing["token"] if path == "/device" and method == "POST" else device["token"]
-    answer = await device_app.request(method, path, content=body, headers={**bearer(token), **JSON})
-    assert answer.status_code == 400, answer.text
-    assert list(answer.json()) == ["message"], answer.text
-    assert named in answer.json()["message"], answer.text
+    for method, path, body, named in MALFORMED:
+        token = pairing["token"] if path == "/device" and method == "POST" else device["token"]
+        headers = {**bearer(token), **JSON}
+        answer = await device_app.request(method, path, content=body, headers=headers)
+        case = (method, path, body)
+        assert answer.status_code == 400, (case, answer.text)
+        assert list(answer.json()) == ["message"], (case, answer.text)
+        assert named in answer.json()["message"], (case, answer.text)
     assert len((await tenant.get("/v1/devices")).json()) == 1  # nothing registered
 
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0008
 Revises: 0007
-Create Date: 2026-11-23 10:12:41.503920
+Create Date: 2026-11-22 23:45:00.000000
 """
 
 from collections.abc import Sequence
