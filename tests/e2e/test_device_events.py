@@ -15,6 +15,10 @@ from tests.e2e.server import ServerProcess
 
 pytestmark = pytest.mark.slow
 
+# A keepalive often: the server notices a closed stream at its next write, and stops without
+# waiting out its graceful-shutdown time for streams nobody reads.
+QUICK = {"device_keepalive_seconds": 0.5, "dispatch_poll_seconds": 0.1}
+
 
 class Stream:
     """An SSE client in a thread, keeping every line it reads."""
@@ -93,7 +97,7 @@ def test_the_stream_tells_the_phone_of_a_cancel(
     database_url: str, tmp_path: Path, free_port: Callable[[], int]
 ) -> None:
     server = ServerProcess(
-        port=free_port(), data_dir=tmp_path, database_url=database_url, dispatch_poll_seconds=0.1
+        port=free_port(), data_dir=tmp_path, database_url=database_url, **QUICK
     ).start()
     try:
         with server.tenant() as client:
@@ -128,7 +132,8 @@ def test_a_stream_held_by_an_api_process_hears_what_a_worker_gave_the_phone(
     it the message; the stream hears it by the database (NOTIFY), not at the next pull."""
     if database_url.startswith("sqlite"):
         pytest.skip("scale-out is a PostgreSQL deployment")
-    common = {"data_dir": tmp_path, "database_url": database_url, "dispatch_poll_seconds": 60}
+    common = {"data_dir": tmp_path, "database_url": database_url, **QUICK}
+    common["dispatch_poll_seconds"] = 60  # the worker hears of the message by NOTIFY
     api = ServerProcess(port=free_port(), role="api", **common).start()
     worker = ServerProcess(port=free_port(), command="worker", **common).start()
     try:
@@ -160,7 +165,9 @@ def test_a_stream_held_by_an_api_process_hears_what_a_worker_gave_the_phone(
 def test_an_export_request_and_new_settings_reach_the_phone(
     database_url: str, tmp_path: Path, free_port: Callable[[], int]
 ) -> None:
-    server = ServerProcess(port=free_port(), data_dir=tmp_path, database_url=database_url).start()
+    server = ServerProcess(
+        port=free_port(), data_dir=tmp_path, database_url=database_url, **QUICK
+    ).start()
     try:
         with server.tenant() as client:
             token = client.post("/v1/devices/pairing").json()["token"]
