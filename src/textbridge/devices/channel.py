@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time
+from time import monotonic
 from typing import Any, ClassVar
 
 from textbridge.channels.base import (
@@ -31,6 +32,10 @@ from textbridge.kit.clock import utcnow
 from textbridge.settings import Settings
 
 _WAIT = 5.0  # seconds before a message no SIM could take is tried again
+# An account seen without phones is believed so this long (a first phone counts for
+# TextLink's "queued" answer that much later; routing always asks) ...
+_PHONELESS_SECONDS = 10.0
+_PHONELESS_KEPT = 10_000  # ... and this many such accounts are remembered
 
 
 @dataclass
@@ -107,6 +112,9 @@ class DeviceChannel:
         self.name = ChannelKind.DEVICE.value
         self.db = db
         self.settings = settings
+        # Accounts found without phones, and when: asking again on every TextLink send cost
+        # that route two thirds of its throughput on SQLite (a transaction per request).
+        self._phoneless: dict[str, float] = {}
 
     async def start(self, reporter: ChannelReporter) -> None:
         pass
@@ -129,8 +137,15 @@ class DeviceChannel:
         if that is the account's), by the rules of ``send``: TextLink's ``queued`` when not.
         None for an account without phones (its messages do not come here)."""
 
+        checked = self._phoneless.get(account_id)
+        if checked is not None and monotonic() - checked < _PHONELESS_SECONDS:
+            return None
+
         async def ask(session: Any) -> bool | None:
             if not await DeviceRepository(session).accounts_with_devices({account_id}):
+                if len(self._phoneless) >= _PHONELESS_KEPT:
+                    self._phoneless.clear()
+                self._phoneless[account_id] = monotonic()
                 return None
             senders = await self._senders(session, {account_id})
             return bool(able(account_id, sim_card_id, {s.id: s for s in senders}))
