@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import make_settings
+from tests.conftest import make_settings, wait_for
 from tests.devices.test_registration import MOBILE, paired, phone, register
 from textbridge.settings import Settings
 
@@ -111,9 +111,38 @@ async def test_a_message_pins_its_sim(tenant: httpx.AsyncClient) -> None:
             json={"phone_number": "+14155550100", "text": "x", "sim_card_id": second["id"]},
         )
         assert answer.json()["ok"] is True, answer.text
+        native = await tenant.post(
+            "/v1/messages", json={"to": "+14155550100", "text": "y", "sim_card_id": second["id"]}
+        )
+        assert native.status_code == 202, native.text
     async with phone(tenant, device["token"]) as app:
-        given = await pull(app, 3)
-    assert [m["simNumber"] for m in given] == [2, 2, 2]
+        given = await pull(app, 6)
+    assert [m["simNumber"] for m in given] == [2] * 6
+
+
+async def test_a_message_can_name_its_channel(tenant: httpx.AsyncClient) -> None:
+    """An account with phones still reaches the simulator when a message asks for it."""
+    await a_phone(tenant)
+    answer = await tenant.post(
+        "/v1/messages", json={"to": "+14155550100", "text": "x", "channel": "simulator"}
+    )
+    assert answer.status_code == 202, answer.text
+    message_id = answer.json()["messages"][0]["id"]
+    found = await wait_for(tenant, message_id)
+    assert found["status"] == "delivered"
+    assert (found["channel"], found["device_id"]) == ("simulator", None)
+    for channel, named in (("carrier-pigeon", "one of: device, simulator"), ("", "one of")):
+        refused = await tenant.post(
+            "/v1/messages", json={"to": "+14155550100", "text": "x", "channel": channel}
+        )
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["error"]["field"] == "channel"
+        assert named in refused.json()["error"]["message"]
+    voice = {"to": "+14155550100", "text": "x", "type": "voice", "language": "en-gb",
+             "gender": "female", "channel": "device"}  # fmt: skip
+    refused = await tenant.post("/v1/messages", json=voice)
+    assert refused.status_code == 400, refused.text
+    assert "does not send voice" in refused.json()["error"]["message"]
 
 
 async def test_a_sim_under_its_limit_leaves_the_rest_queued(tenant: httpx.AsyncClient) -> None:

@@ -64,6 +64,7 @@ async def send_messages(
         ttl_seconds=body.ttl_seconds,
         custom_id=body.custom_id,
         extra=body.type_fields(),
+        channel=body.channel,
     )
     idempotent = None
     if idempotency_key is not None:

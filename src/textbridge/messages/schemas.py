@@ -45,6 +45,14 @@ class SendMessage(BaseModel):
         default=None, ge=1, description="Expire if not delivered within this many seconds"
     )
     custom_id: Annotated[str, StringConstraints(max_length=255)] | None = None
+    channel: Annotated[str, StringConstraints(max_length=32)] | None = Field(
+        default=None,
+        description="Send through this channel (simulator, device); by default the "
+        "account's phones if it has any, else the simulator",
+    )
+    sim_card_id: Annotated[int, Field(ge=1, le=2**31 - 1)] | None = Field(
+        default=None, description="Send through this SIM of the account's phones"
+    )
     media_url: Annotated[str, StringConstraints(max_length=2048)] | None = Field(
         default=None, description="For type mms: the picture's http(s) URL"
     )
@@ -55,9 +63,14 @@ class SendMessage(BaseModel):
         default=None, description="For type voice: male or female"
     )
 
-    def type_fields(self) -> dict[str, str] | None:
-        """The fields of a voice or MMS message, as ``SendCommand.extra``."""
-        fields = {"media_url": self.media_url, "language": self.language, "gender": self.gender}
+    def type_fields(self) -> dict[str, str | int] | None:
+        """The fields of a voice or MMS message and the SIM pinned, as ``SendCommand.extra``."""
+        fields = {
+            "media_url": self.media_url,
+            "language": self.language,
+            "gender": self.gender,
+            "sim_card_id": self.sim_card_id,
+        }
         return {name: value for name, value in fields.items() if value is not None} or None
 
 

@@ -119,6 +119,9 @@ class SendCommand:
     # message is handed to its channel (from this nonce and the server secret), so the code is
     # stored nowhere. (nonce, number of digits).
     one_time_code: tuple[str, int] | None = None
+    # The channel to send through, by name ("simulator", "device"); by default the account's
+    # phones if it has any, else the first channel able to carry the type.
+    channel: str | None = None
 
 
 @dataclass(frozen=True)
@@ -229,6 +232,7 @@ class MessageService:
             raise ValidationFailed(
                 f"no channel can send {command.type.value} messages", field="type"
             )
+        _check_channel(command.channel, command.type, channels)
         due_at = _check_schedule(command.schedule_at, now, settings)
         ttl = command.ttl_seconds or settings.default_ttl_seconds
         if not 1 <= ttl <= settings.max_ttl_seconds:
@@ -288,6 +292,7 @@ class MessageService:
                     "created_at": now,
                     "accepted_at": now,
                     "queued_at": None if scheduled else now,
+                    "channel": command.channel,
                 }
             )
         accepted = Accepted(batch_id, rows, scheduled)
@@ -806,6 +811,20 @@ def _check_type_fields(kind: MessageType, extra: dict[str, Any]) -> None:
             raise ValidationFailed(
                 "media_url (an http or https URL) is required for mms", field="media_url"
             )
+
+
+def _check_channel(name: str | None, type: MessageType, channels: Channels) -> None:
+    """A channel asked for by name exists here and carries the message's type."""
+    if name is None:
+        return
+    channel = channels.get(name)
+    if channel is None:
+        known = ", ".join(sorted(c.name for c in channels))
+        raise ValidationFailed(f"channel must be one of: {known}", field="channel")
+    if type not in channel.capabilities.message_types:
+        raise ValidationFailed(
+            f"channel {name} does not send {type.value} messages", field="channel"
+        )
 
 
 def _check_sender(sender: str | None) -> str | None:
