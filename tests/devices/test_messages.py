@@ -115,9 +115,15 @@ async def test_a_message_pins_its_sim(tenant: httpx.AsyncClient) -> None:
             "/v1/messages", json={"to": "+14155550100", "text": "y", "sim_card_id": second["id"]}
         )
         assert native.status_code == 202, native.text
+    code = await tenant.post(
+        "/textlink/api/send-code",
+        json={"phone_number": "+14155550100", "sim_card_id": second["id"]},
+    )
+    assert code.json()["ok"] is True, code.text
     async with phone(tenant, device["token"]) as app:
-        given = await pull(app, 6)
-    assert [m["simNumber"] for m in given] == [2] * 6
+        given = await pull(app, 7)
+    assert [m["simNumber"] for m in given] == [2] * 7
+    assert any(code.json()["code"] in m["message"] for m in given)  # filled in at the pull
 
 
 async def test_a_message_can_name_its_channel(tenant: httpx.AsyncClient) -> None:

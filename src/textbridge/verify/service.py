@@ -61,6 +61,7 @@ class StartVerification:
     template: str | None = None
     custom_id: str | None = None
     client_ip: str | None = None  # for the per-IP limit, when the caller knows it
+    sim_card_id: int | None = None  # the SIM of the account's phones to send the code from
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,6 +215,7 @@ class VerificationService:
                 custom_id=request.custom_id,
                 priority=Priority.URGENT,
                 ttl_seconds=lifetime,
+                extra={"sim_card_id": request.sim_card_id} if request.sim_card_id else None,
             ),
             settings=settings,
             channels=channels,

@@ -140,6 +140,7 @@ async def send_code(
             lifetime_seconds=lifetime,
             custom_id=body.custom_id,
             client_ip=client_ip(request),
+            sim_card_id=body.sim_card_id,
         ),
         db=runtime.db,
         settings=runtime.settings,
