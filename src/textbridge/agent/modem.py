@@ -38,7 +38,7 @@ log = structlog.get_logger(__name__)
 _FINAL = ("OK", "ERROR", "+CME ERROR", "+CMS ERROR", "NO CARRIER")
 _CTRL_Z = "\x1a"
 _PDU_ALL, _TEXT_ALL = "4", '"ALL"'
-_AWAITED = 5000  # messages whose status reports are awaited, at most (the oldest go first)
+_AWAITED = 5000  # messages (and parts) whose status reports are awaited, at most
 
 
 class ModemError(Exception):
@@ -144,10 +144,11 @@ class ModemBackend:
         except (ModemError, ValueError) as exc:
             return str(exc)[:255]
         self._outgoing[message_id] = _Outgoing(parts=len(references))
-        while len(self._outgoing) > _AWAITED:  # reports that never came: stop waiting
-            del self._outgoing[next(iter(self._outgoing))]
         for reference in references:
             self._references[(reference, _digits(phone))] = message_id
+        # Reports that never came (a network without them): stop waiting, oldest first.
+        _forget_oldest(self._outgoing)
+        _forget_oldest(self._references)
         return None
 
     async def _send_pdu(self, phone: str, text: str) -> list[int]:
@@ -341,6 +342,11 @@ class ModemBackend:
             if part.index >= 0:
                 await self.command(f"AT+CMGD={part.index}")
                 self._reading.discard(part.index)
+
+
+def _forget_oldest(waiting: dict[Any, Any]) -> None:
+    while len(waiting) > _AWAITED:
+        del waiting[next(iter(waiting))]
 
 
 def _reference(lines: Sequence[str]) -> int:
