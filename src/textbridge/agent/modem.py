@@ -128,8 +128,10 @@ class ModemBackend:
         raise ModemError(f"the SIM is not ready ({state.strip()}); give its PIN with --modem-pin")
 
     async def close(self) -> None:
-        for task in [*self._tasks, *([self._reader_task] if self._reader_task else [])]:
+        tasks = [*self._tasks, *([self._reader_task] if self._reader_task else [])]
+        for task in tasks:
             task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         if self._writer is not None:
             self._writer.close()
 

@@ -51,6 +51,8 @@ class TermuxBackend:
     async def close(self) -> None:
         if self._watch is not None:
             self._watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch
 
     async def send(self, message_id: str, phone: str, text: str, sim_number: int) -> str | None:
         try:
@@ -118,9 +120,18 @@ async def _run(*command: str, seconds: float) -> str:
         async with asyncio.timeout(seconds):
             out, err = await process.communicate()
     except TimeoutError:
-        process.kill()
+        await _kill(process)
         raise TermuxError(f"{command[0]} did not finish in {seconds:g} s") from None
+    except asyncio.CancelledError:  # the agent stops: no command outlives it
+        await _kill(process)
+        raise
     if process.returncode != 0 or err.strip():
         said = (err or out).decode(errors="replace").strip()
         raise TermuxError(f"{command[0]} failed: {said[:200]}")
     return out.decode()
+
+
+async def _kill(process: asyncio.subprocess.Process) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        process.kill()
+    await process.wait()
