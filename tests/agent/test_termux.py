@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ with open(os.environ["TERMUX_SENT"], "a") as sent:
 """
 LIST = f"""#!{sys.executable}
 import os, sys
-assert sys.argv[1:] == ["-t", "inbox", "-l", "50"], sys.argv
+assert sys.argv[1:4] == ["-t", "inbox", "-l"], sys.argv
 print(open(os.environ["TERMUX_INBOX"]).read())
 """
 
@@ -44,9 +45,11 @@ def termux(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def sms(number: int, body: str) -> dict[str, Any]:
-    return {"threadid": 3, "type": "inbox", "read": False, "number": "+447700900123",
-            "received": "2026-11-22 10:00:00", "body": body, "_id": number}  # fmt: skip
+def sms(
+    number: int, body: str, received: str = "2026-11-22 10:00:00", sender: str = "+447700900123"
+) -> dict[str, Any]:
+    return {"threadid": 3, "type": "inbox", "read": False, "number": sender,
+            "received": received, "body": body, "_id": number}  # fmt: skip
 
 
 def write_inbox(folder: Path, messages: list[dict[str, Any]]) -> None:
@@ -100,3 +103,18 @@ async def test_inbox_from_where_it_stopped(termux: Path) -> None:
     await asyncio.sleep(0.2)
     await again.close()
     assert [r.text for r in received] == ["new one", "and another", "while it was off"]
+
+
+async def test_an_export_replays_the_inbox_in_the_span(termux: Path) -> None:
+    write_inbox(termux, [sms(1, "before", "2026-11-01 09:00:00"),
+                         sms(2, "inside", "2026-11-02 12:00:00"),
+                         sms(3, "also inside", "2026-11-03 08:00:00"),
+                         sms(4, "after", "2026-11-05 00:00:00")])  # fmt: skip
+    local = datetime(2026, 11, 2).astimezone().tzinfo  # the phone's time, as Termux gives it
+    since = datetime(2026, 11, 2, tzinfo=local)
+    until = datetime(2026, 11, 4, tzinfo=local)
+    replayed = await TermuxBackend(seen=termux / "seen").replay(since, until)
+    assert [(r.id, r.text) for r in replayed] == [
+        ("termux-2", "inside"),
+        ("termux-3", "also inside"),
+    ]

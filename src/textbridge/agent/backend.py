@@ -51,6 +51,9 @@ class Backend(Protocol):
     async def send(self, message_id: str, phone: str, text: str, sim_number: int) -> str | None:
         """Send one SMS through that SIM; ``None`` when it went, else why it failed."""
 
+    async def replay(self, since: datetime, until: datetime) -> list[Incoming]:
+        """The SMS it received in that span that it still has (``MessagesExportRequested``)."""
+
     async def close(self) -> None: ...
 
 
@@ -73,6 +76,9 @@ class SimulatedBackend:
             return "RESULT_ERROR_GENERIC_FAILURE"
         self.sent += 1
         return None
+
+    async def replay(self, since: datetime, until: datetime) -> list[Incoming]:
+        return []  # it receives nothing
 
     async def close(self) -> None:
         pass

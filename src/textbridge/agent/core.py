@@ -17,6 +17,7 @@ import json
 import ssl
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -25,7 +26,7 @@ import orjson
 import structlog
 
 from textbridge.agent.backend import Backend, Events, Incoming
-from textbridge.kit.clock import millis_iso, utcnow
+from textbridge.kit.clock import as_utc, millis_iso, utcnow
 from textbridge.kit.secrets import sign_phone_event
 
 log = structlog.get_logger(__name__)
@@ -149,15 +150,32 @@ class Agent:
                     stream.raise_for_status()
                     delay = 5.0
                     self.wake.set()  # pull right after connecting
+                    kind = ""
                     async for line in stream.aiter_lines():
-                        if line.startswith(("event: MessageEnqueued", "event: MessageCancelled")):
-                            self.wake.set()
-                        elif line.startswith("event: ") and line[7:] in _RELOAD:
-                            await self.reload(http)
+                        if line.startswith("event: "):
+                            kind = line[7:]
+                        elif line.startswith("data: "):
+                            await self._heard(http, kind, line[6:])
             except httpx.HTTPError as exc:
                 log.info("event stream lost; reconnecting", error=str(exc), seconds=delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 60.0)
+
+    async def _heard(self, http: httpx.AsyncClient, kind: str, data: str) -> None:
+        if kind in ("MessageEnqueued", "MessageCancelled"):
+            self.wake.set()
+        elif kind in _RELOAD:
+            await self.reload(http)
+        elif kind == "MessagesExportRequested":
+            try:
+                span = orjson.loads(data)
+                since = as_utc(datetime.fromisoformat(span["since"]))
+                until = as_utc(datetime.fromisoformat(span["until"]))
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+                log.warning("unreadable export request", data=data[:200])
+                return
+            for sms in await self.backend.replay(since, until):
+                self._spawn(self.post_received(sms))
 
     async def pull_once(self, http: httpx.AsyncClient) -> int:
         answer = await http.get(f"{self.base}/message", headers=self._auth())

@@ -127,6 +127,11 @@ class ModemBackend:
             return
         raise ModemError(f"the SIM is not ready ({state.strip()}); give its PIN with --modem-pin")
 
+    async def replay(self, since: datetime, until: datetime) -> list[Incoming]:
+        """Nothing: an SMS leaves the SIM once the server has it, and what is still there is
+        being posted anyway."""
+        return []
+
     async def close(self) -> None:
         tasks = [*self._tasks, *([self._reader_task] if self._reader_task else [])]
         for task in tasks:

@@ -24,6 +24,7 @@ from textbridge.agent.backend import Events, Incoming
 log = structlog.get_logger(__name__)
 
 _LIMIT = 50  # inbox entries read per look
+_REPLAYED = 1000  # inbox entries an export request looks through
 
 
 class TermuxError(Exception):
@@ -47,6 +48,14 @@ class TermuxBackend:
             newest = max((int(sms["_id"]) for sms in await self._inbox()), default=0)
             self._save(newest)
         self._watch = asyncio.create_task(self._watch_inbox(events, newest))
+
+    async def replay(self, since: datetime, until: datetime) -> list[Incoming]:
+        """What the inbox's newest ``_REPLAYED`` hold from that span, oldest first."""
+        found = [_incoming(sms) for sms in await self._inbox(_REPLAYED)]
+        return sorted(
+            (sms for sms in found if since <= sms.received_at <= until),
+            key=lambda sms: sms.received_at,
+        )
 
     async def close(self) -> None:
         if self._watch is not None:
@@ -75,9 +84,9 @@ class TermuxBackend:
                 log.warning("reading the inbox failed", error=str(exc))
             await asyncio.sleep(self.inbox_seconds)
 
-    async def _inbox(self) -> list[dict[str, Any]]:
+    async def _inbox(self, limit: int = _LIMIT) -> list[dict[str, Any]]:
         answer = await _run(
-            "termux-sms-list", "-t", "inbox", "-l", str(_LIMIT), seconds=self.timeout
+            "termux-sms-list", "-t", "inbox", "-l", str(limit), seconds=self.timeout
         )
         listed = json.loads(answer or "[]")
         if not isinstance(listed, list):
