@@ -330,17 +330,8 @@ async def end_to_end(url: str, database_url: str, *, total: int) -> dict[str, fl
         bodies.append({"to": to, "text": "End to end"})
     headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
     async with httpx.AsyncClient(base_url=url, headers=headers, timeout=60) as client:
-        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        for body in bodies:
-            queue.put_nowait(body)
-
-        async def sender() -> None:
-            while not queue.empty():
-                answer = await client.post("/v1/messages", json=queue.get_nowait())
-                answer.raise_for_status()
-
         started = time.monotonic()
-        await asyncio.gather(*(sender() for _ in range(8)))
+        await bench_devices.accept_all(client, bodies)
         db = Database(database_url)
         try:
             deadline = started + 600

@@ -85,7 +85,7 @@ def _bodies(total: int, first: int, text: str) -> list[dict[str, Any]]:
     return [{"to": numbers[start : start + 100], "text": text} for start in range(0, total, 100)]
 
 
-async def _accept(client: httpx.AsyncClient, bodies: list[dict[str, Any]]) -> None:
+async def accept_all(client: httpx.AsyncClient, bodies: list[dict[str, Any]]) -> None:
     """Every body accepted, by 8 concurrent senders as fast as the server takes them."""
     queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     for body in bodies:
@@ -171,7 +171,7 @@ async def _through_agents(
             answer.raise_for_status()
         pids = [pid, *(p.pid for p in processes)]
         cpu_before = [cpu_seconds(p) for p in pids]
-        await _accept(client, _bodies(total, 7_000_000, _PROTOCOL_TEXT))
+        await accept_all(client, _bodies(total, 7_000_000, _PROTOCOL_TEXT))
     db = Database(database_url)
     try:
         while time.monotonic() < deadline:  # then the figures say how many were delivered
@@ -322,7 +322,7 @@ async def _sse(
             rss_with = rss_mib(pid)
 
             sent_at = time.monotonic()
-            await _accept(client, _bodies(count, 8_000_000, _SSE_TEXT))
+            await accept_all(client, _bodies(count, 8_000_000, _SSE_TEXT))
             while time.monotonic() < min(deadline, sent_at + 30):
                 if all(s.enqueued_at or s.error for s in connected):
                     break

@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -51,6 +52,19 @@ class Stream:
         self.thread.join(timeout=5)
 
 
+def register_phone(url: str, token: str, name: str, sims: int = 1) -> dict[str, Any]:
+    """A phone registered with the pairing token, as the app does it."""
+    cards = [{"simNumber": n, "slotIndex": n - 1} for n in range(1, sims + 1)]
+    answer = httpx.post(
+        f"{url}/api/mobile/v1/device",
+        json={"name": name, "pushToken": None, "simCards": cards},
+        headers={"authorization": f"Bearer {token}"},
+    )
+    assert answer.status_code == 201, answer.text
+    device: dict[str, Any] = answer.json()
+    return device
+
+
 def test_the_stream_tells_the_phone_and_survives_a_reconnect(
     database_url: str, tmp_path: Path, free_port: Callable[[], int]
 ) -> None:
@@ -64,12 +78,7 @@ def test_the_stream_tells_the_phone_and_survives_a_reconnect(
     try:
         with server.tenant() as client:
             token = client.post("/v1/devices/pairing").json()["token"]
-            device = httpx.post(
-                f"{server.url}/api/mobile/v1/device",
-                json={"name": "SSE phone", "pushToken": None,
-                      "simCards": [{"simNumber": 1, "slotIndex": 0}]},
-                headers={"authorization": f"Bearer {token}"},
-            ).json()  # fmt: skip
+            device = register_phone(server.url, token, "SSE phone")
             url = f"{server.url}/api/mobile/v1/events"
             for attempt in range(2):  # connect, disconnect, connect again
                 stream = Stream(url, device["token"])
@@ -102,12 +111,7 @@ def test_the_stream_tells_the_phone_of_a_cancel(
     try:
         with server.tenant() as client:
             token = client.post("/v1/devices/pairing").json()["token"]
-            device = httpx.post(
-                f"{server.url}/api/mobile/v1/device",
-                json={"name": "SSE phone", "pushToken": None,
-                      "simCards": [{"simNumber": 1, "slotIndex": 0}]},
-                headers={"authorization": f"Bearer {token}"},
-            ).json()  # fmt: skip
+            device = register_phone(server.url, token, "SSE phone")
             stream = Stream(f"{server.url}/api/mobile/v1/events", device["token"])
             try:
                 stream.wait_for(":connected")
@@ -139,12 +143,7 @@ def test_a_stream_held_by_an_api_process_hears_what_a_worker_gave_the_phone(
     try:
         with api.tenant() as client:
             token = client.post("/v1/devices/pairing").json()["token"]
-            device = httpx.post(
-                f"{api.url}/api/mobile/v1/device",
-                json={"name": "far phone", "pushToken": None,
-                      "simCards": [{"simNumber": 1, "slotIndex": 0}]},
-                headers={"authorization": f"Bearer {token}"},
-            ).json()  # fmt: skip
+            device = register_phone(api.url, token, "far phone")
             stream = Stream(f"{api.url}/api/mobile/v1/events", device["token"])
             try:
                 stream.wait_for(":connected")
@@ -171,11 +170,7 @@ def test_an_export_request_and_new_settings_reach_the_phone(
     try:
         with server.tenant() as client:
             token = client.post("/v1/devices/pairing").json()["token"]
-            device = httpx.post(
-                f"{server.url}/api/mobile/v1/device",
-                json={"name": "SSE phone", "pushToken": None, "simCards": [{"simNumber": 1}]},
-                headers={"authorization": f"Bearer {token}"},
-            ).json()
+            device = register_phone(server.url, token, "SSE phone")
             stream = Stream(f"{server.url}/api/mobile/v1/events", device["token"])
             try:
                 stream.wait_for(":connected")
