@@ -254,3 +254,29 @@ async def test_a_phone_that_dies_after_taking_returns_what_it_never_reported_sen
         assert [m["id"] for m in await pull(app, 1)] == [unreported]  # never what was sent
     assert [m["id"] for m in again] == [unreported]
     assert (await status_of(tenant, reported))["status"] == "sent"
+
+
+async def test_a_report_that_comes_after_the_hold_lapsed_still_counts(
+    tenant: httpx.AsyncClient,
+) -> None:
+    """A slow phone: its hold lapsed and the message went back to the queue, then its report
+    came. The SMS went out: the message is delivered, never given to a phone again."""
+    slow = await a_phone(tenant)
+    await tenant.patch(f"/v1/devices/{slow['id']}", json={"enabled": False})  # none to take it
+    sent = await tenant.post("/v1/messages", json={"to": "+14155550100", "text": "Hi"})
+    message_id = sent.json()["messages"][0]["id"]
+    await tenant.patch(f"/v1/devices/{slow['id']}", json={"enabled": True})
+    async with phone(tenant, slow["token"]) as app:
+        await pull(app, 1)
+        await app.patch(f"{MOBILE}/message", json=[state(message_id, "Processed")])
+        await tenant.patch(f"/v1/devices/{slow['id']}", json={"enabled": False})
+        deadline = time.monotonic() + 15  # DEVICE_SEND_SECONDS (2 here), then housekeeping
+        while (await status_of(tenant, message_id))["status"] != "queued":
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.1)
+        await tenant.patch(f"/v1/devices/{slow['id']}", json={"enabled": True})
+        late = state(message_id, "Delivered", Sent="2026-11-22T10:00:00.000Z")
+        assert (await app.patch(f"{MOBILE}/message", json=[late])).status_code == 204
+    found = await status_of(tenant, message_id)
+    assert found["status"] == "delivered"
+    assert found["device_id"] == slow["id"]

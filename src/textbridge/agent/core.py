@@ -69,6 +69,7 @@ class Agent:
         self.hook_url: str | None = None  # where received SMS go
         self.wake = asyncio.Event()
         self.handled: set[str] = set()  # ids taken by this run: never sent twice
+        self.last_state: dict[str, Report] = {}  # what became of each: said again if asked
         self.awaiting: dict[str, Sequence[str]] = {}  # sent, their delivery report to come
         self.journal = journal  # a line per SMS sent and per report the server took
         self._tasks: set[asyncio.Task[None]] = set()
@@ -182,6 +183,11 @@ class Agent:
         answer.raise_for_status()
         pulled = answer.json()
         # Asked back before it was sent: cancelled here. One this run took has gone already.
+        # Given again (its hold lapsed before our report came): its state again, as the app
+        # does; never the SMS.
+        again = [self.last_state[m["id"]] for m in pulled if m["id"] in self.last_state]
+        if again:
+            await self.report(http, again)
         new = [m for m in pulled if m["id"] not in self.handled]
         cancelled = [m for m in new if m.get("state") == "Cancelling"]
         given = [m for m in new if m.get("state") != "Cancelling"]
@@ -277,6 +283,7 @@ class Agent:
 
     async def report(self, http: httpx.AsyncClient, states: Sequence[Report]) -> None:
         """``PATCH /message``, retried like the app (up to 10 times, with backoff)."""
+        self.last_state.update((r.message_id, r) for r in states if r.state != "Processed")
         now = millis_iso(utcnow())
         body = [
             {

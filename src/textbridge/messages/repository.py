@@ -417,8 +417,10 @@ class MessageRepository:
     async def sent_by_phone(
         self, device_id: str, sent: Sequence[tuple[str, datetime]]
     ) -> list[str]:
-        """(id, when) the phone sent, even one it was asked to cancel (too late); answers
-        those that moved to ``sent``."""
+        """(id, when) the phone sent, even one it was asked to cancel (too late), or one
+        whose hold lapsed before the report came (back in the queue, not yet given to another
+        phone: the phone's word is the truth, and sending it again would send it twice);
+        answers those that moved to ``sent``."""
         moved = []
         owners = [prefix + device_id for prefix in _HELD_BY_PHONE]
         for message_id, at in sorted(sent):
@@ -426,8 +428,16 @@ class MessageRepository:
                 update(Message)
                 .where(
                     Message.id == message_id,
-                    Message.status == MessageStatus.DISPATCHING,
-                    Message.lease_owner.in_(owners),
+                    or_(
+                        and_(
+                            Message.status == MessageStatus.DISPATCHING,
+                            Message.lease_owner.in_(owners),
+                        ),
+                        and_(
+                            Message.status == MessageStatus.QUEUED,
+                            Message.device_id == device_id,
+                        ),
+                    ),
                 )
                 .values(
                     status=MessageStatus.SENT,
