@@ -110,6 +110,7 @@ def free_port() -> int:
 
 class Server:
     def __init__(self, data_dir: Path, database_url: str, **settings: Any) -> None:
+        self.data_dir, self.database_url = data_dir, database_url
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {
@@ -482,69 +483,64 @@ def bench_backend(
     # Acceptance first, on an API-only server; then end to end on a fresh database, so the
     # dispatcher does not start with the acceptance phases' backlog.
     if "accept" in phases:
-        with _database(backend, "accept") as (work, database_url):
-            server = Server(work, database_url, role="api")
-            try:
-                run_wrk(server.url, recipients=1, seconds=2, connections=16, offset=0)  # warm-up
-                results["single"] = run_wrk(
-                    server.url, recipients=1, seconds=seconds, connections=32, offset=10_000
-                )
-                results["hundred"] = run_wrk(
-                    server.url, recipients=100, seconds=seconds, connections=8, offset=20_000_000
-                )
-                results["bulk"] = bulk_job(server.url, recipients=100_000)
-                results["import"], group = contacts_import(server.url, rows=100_000)
-                results["campaign"] = group_campaign(server.url, group=group)
-                results["verify"] = verify_checks(server.url, database_url, seconds=seconds)
-            finally:
-                server.stop()
-    if "e2e" in phases:
-        with _database(backend, "e2e") as (work, database_url):
-            server = Server(
-                work, database_url, simulator_delivery_delay_ms=0, dispatch_batch_size=500
+        with _serving(backend, "accept", role="api") as server:
+            run_wrk(server.url, recipients=1, seconds=2, connections=16, offset=0)  # warm-up
+            results["single"] = run_wrk(
+                server.url, recipients=1, seconds=seconds, connections=32, offset=10_000
             )
-            try:
-                results["e2e"] = asyncio.run(end_to_end(server.url, database_url, total=e2e_total))
-            finally:
-                server.stop()
+            results["hundred"] = run_wrk(
+                server.url, recipients=100, seconds=seconds, connections=8, offset=20_000_000
+            )
+            results["bulk"] = bulk_job(server.url, recipients=100_000)
+            results["import"], group = contacts_import(server.url, rows=100_000)
+            results["campaign"] = group_campaign(server.url, group=group)
+            results["verify"] = verify_checks(server.url, server.database_url, seconds=seconds)
+    if "e2e" in phases:
+        with _serving(
+            backend, "e2e", simulator_delivery_delay_ms=0, dispatch_batch_size=500
+        ) as server:
+            results["e2e"] = asyncio.run(
+                end_to_end(server.url, server.database_url, total=e2e_total)
+            )
     if "webhooks" in phases:
-        with _database(backend, "webhooks") as (work, database_url):
-            server = Server(work, database_url, webhook_allow_private=1)
-            try:
-                results["webhooks"] = webhook_deliveries(server.url, database_url, events=20_000)
-            finally:
-                server.stop()
+        with _serving(backend, "webhooks", webhook_allow_private=1) as server:
+            results["webhooks"] = webhook_deliveries(server.url, server.database_url, events=20_000)
     # The device phases batch dispatch as the end-to-end phase does; other settings default.
     if "devices" in phases:
-        with _database(backend, "devices") as (work, database_url):
-            server = Server(work, database_url, dispatch_batch_size=500)
-            try:
-                results["devices"] = bench_devices.device_protocol(
-                    server.url,
-                    database_url,
-                    work,
-                    admin_key=ADMIN_KEY,
-                    pid=server.process.pid,
-                    agents=2,
-                    total=device_messages,
-                )
-            finally:
-                server.stop()
+        with _serving(backend, "devices", dispatch_batch_size=500) as server:
+            results["devices"] = bench_devices.device_protocol(
+                server.url,
+                server.database_url,
+                server.data_dir,
+                admin_key=ADMIN_KEY,
+                pid=server.process.pid,
+                agents=2,
+                total=device_messages,
+            )
     if "sse" in phases:
-        with _database(backend, "sse") as (work, database_url):
-            server = Server(work, database_url, dispatch_batch_size=500, device_keepalive_seconds=2)
-            try:
-                results["sse"] = bench_devices.sse_streams(
-                    server.url,
-                    database_url,
-                    admin_key=ADMIN_KEY,
-                    pid=server.process.pid,
-                    devices=sse_devices,
-                    keepalive=2,
-                )
-            finally:
-                server.stop()
+        with _serving(
+            backend, "sse", dispatch_batch_size=500, device_keepalive_seconds=2
+        ) as server:
+            results["sse"] = bench_devices.sse_streams(
+                server.url,
+                server.database_url,
+                admin_key=ADMIN_KEY,
+                pid=server.process.pid,
+                devices=sse_devices,
+                keepalive=2,
+            )
     return results
+
+
+@contextlib.contextmanager
+def _serving(backend: str, purpose: str, **settings: Any) -> Iterator[Server]:
+    """A ``serve`` process on a fresh database of the kind, stopped afterwards."""
+    with _database(backend, purpose) as (work, database_url):
+        server = Server(work, database_url, **settings)
+        try:
+            yield server
+        finally:
+            server.stop()
 
 
 @contextlib.contextmanager

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -65,15 +66,27 @@ def register_phone(url: str, token: str, name: str, sims: int = 1) -> dict[str, 
     return device
 
 
+@contextmanager
+def phone_on_stream(
+    api: ServerProcess, name: str = "SSE phone"
+) -> Iterator[tuple[httpx.Client, dict[str, Any], Stream]]:
+    """A new account's client, its phone, and the phone's stream, connected."""
+    with api.tenant() as client:
+        token = client.post("/v1/devices/pairing").json()["token"]
+        device = register_phone(api.url, token, name)
+        stream = Stream(f"{api.url}/api/mobile/v1/events", device["token"])
+        try:
+            stream.wait_for(":connected")
+            yield client, device, stream
+        finally:
+            stream.close()
+
+
 def test_the_stream_tells_the_phone_and_survives_a_reconnect(
     database_url: str, tmp_path: Path, free_port: Callable[[], int]
 ) -> None:
     server = ServerProcess(
-        port=free_port(),
-        data_dir=tmp_path,
-        database_url=database_url,
-        device_keepalive_seconds=0.5,
-        dispatch_poll_seconds=0.1,
+        port=free_port(), data_dir=tmp_path, database_url=database_url, **QUICK
     ).start()
     try:
         with server.tenant() as client:
@@ -109,22 +122,15 @@ def test_the_stream_tells_the_phone_of_a_cancel(
         port=free_port(), data_dir=tmp_path, database_url=database_url, **QUICK
     ).start()
     try:
-        with server.tenant() as client:
-            token = client.post("/v1/devices/pairing").json()["token"]
-            device = register_phone(server.url, token, "SSE phone")
-            stream = Stream(f"{server.url}/api/mobile/v1/events", device["token"])
-            try:
-                stream.wait_for(":connected")
-                sent = client.post("/v1/messages", json={"to": "+14155550100", "text": "x"})
-                message_id = sent.json()["messages"][0]["id"]
-                stream.wait_for("event: MessageEnqueued")  # given to the phone
-                cancelled = client.post(f"/v1/messages/{message_id}/cancel")
-                assert cancelled.json()["status"] == "dispatching", cancelled.text
-                stream.wait_for("event: MessageCancelled")
-                told = stream.lines[stream.lines.index("event: MessageCancelled") + 1]
-                assert told == f'data: {{"messageId":"{message_id}"}}'
-            finally:
-                stream.close()
+        with phone_on_stream(server) as (client, _, stream):
+            sent = client.post("/v1/messages", json={"to": "+14155550100", "text": "x"})
+            message_id = sent.json()["messages"][0]["id"]
+            stream.wait_for("event: MessageEnqueued")  # given to the phone
+            cancelled = client.post(f"/v1/messages/{message_id}/cancel")
+            assert cancelled.json()["status"] == "dispatching", cancelled.text
+            stream.wait_for("event: MessageCancelled")
+            told = stream.lines[stream.lines.index("event: MessageCancelled") + 1]
+            assert told == f'data: {{"messageId":"{message_id}"}}'
     finally:
         server.stop()
 
@@ -141,21 +147,14 @@ def test_a_stream_held_by_an_api_process_hears_what_a_worker_gave_the_phone(
     api = ServerProcess(port=free_port(), role="api", **common).start()
     worker = ServerProcess(port=free_port(), command="worker", **common).start()
     try:
-        with api.tenant() as client:
-            token = client.post("/v1/devices/pairing").json()["token"]
-            device = register_phone(api.url, token, "far phone")
-            stream = Stream(f"{api.url}/api/mobile/v1/events", device["token"])
-            try:
-                stream.wait_for(":connected")
-                sent = client.post("/v1/messages", json={"to": "+14155550100", "text": "x"})
-                message_id = sent.json()["messages"][0]["id"]
-                stream.wait_for("event: MessageEnqueued", timeout=10)
-                assert client.get(f"/v1/messages/{message_id}").json()["device_id"] == device["id"]
-                cancelled = client.post(f"/v1/messages/{message_id}/cancel")
-                assert cancelled.status_code == 200, cancelled.text
-                stream.wait_for("event: MessageCancelled", timeout=10)
-            finally:
-                stream.close()
+        with phone_on_stream(api, "far phone") as (client, device, stream):
+            sent = client.post("/v1/messages", json={"to": "+14155550100", "text": "x"})
+            message_id = sent.json()["messages"][0]["id"]
+            stream.wait_for("event: MessageEnqueued", timeout=10)
+            assert client.get(f"/v1/messages/{message_id}").json()["device_id"] == device["id"]
+            cancelled = client.post(f"/v1/messages/{message_id}/cancel")
+            assert cancelled.status_code == 200, cancelled.text
+            stream.wait_for("event: MessageCancelled", timeout=10)
     finally:
         worker.stop()
         api.stop()
@@ -168,31 +167,24 @@ def test_an_export_request_and_new_settings_reach_the_phone(
         port=free_port(), data_dir=tmp_path, database_url=database_url, **QUICK
     ).start()
     try:
-        with server.tenant() as client:
-            token = client.post("/v1/devices/pairing").json()["token"]
-            device = register_phone(server.url, token, "SSE phone")
-            stream = Stream(f"{server.url}/api/mobile/v1/events", device["token"])
-            try:
-                stream.wait_for(":connected")
-                span = {"since": "2026-11-01T00:00:00+02:00", "until": "2026-11-02T00:00:00Z"}
-                export = f"/v1/devices/{device['id']}/export"
-                assert client.post(export, json=span).status_code == 202
-                stream.wait_for("event: MessagesExportRequested")
-                told = stream.lines[stream.lines.index("event: MessagesExportRequested") + 1]
-                assert told == (
-                    'data: {"since":"2026-10-31T22:00:00.000Z","until":"2026-11-02T00:00:00.000Z"}'
-                )
-                backwards = {"since": span["until"], "until": span["since"]}
-                refused = client.post(export, json=backwards)
-                assert refused.status_code == 400
-                assert "until must be after since" in refused.text
-                naive = client.post(export, json={**span, "since": "2026-11-01T00:00:00"})
-                assert naive.status_code == 400
-                assert client.post("/v1/devices/nope/export", json=span).status_code == 404
-                sim = client.get("/v1/sim-cards").json()[0]["id"]
-                client.patch(f"/v1/sim-cards/{sim}", json={"per_minute": 5})
-                stream.wait_for("event: SettingsUpdated")  # the phone re-reads its limit
-            finally:
-                stream.close()
+        with phone_on_stream(server) as (client, device, stream):
+            span = {"since": "2026-11-01T00:00:00+02:00", "until": "2026-11-02T00:00:00Z"}
+            export = f"/v1/devices/{device['id']}/export"
+            assert client.post(export, json=span).status_code == 202
+            stream.wait_for("event: MessagesExportRequested")
+            told = stream.lines[stream.lines.index("event: MessagesExportRequested") + 1]
+            assert told == (
+                'data: {"since":"2026-10-31T22:00:00.000Z","until":"2026-11-02T00:00:00.000Z"}'
+            )
+            backwards = {"since": span["until"], "until": span["since"]}
+            refused = client.post(export, json=backwards)
+            assert refused.status_code == 400
+            assert "until must be after since" in refused.text
+            naive = client.post(export, json={**span, "since": "2026-11-01T00:00:00"})
+            assert naive.status_code == 400
+            assert client.post("/v1/devices/nope/export", json=span).status_code == 404
+            sim = client.get("/v1/sim-cards").json()[0]["id"]
+            client.patch(f"/v1/sim-cards/{sim}", json={"per_minute": 5})
+            stream.wait_for("event: SettingsUpdated")  # the phone re-reads its limit
     finally:
         server.stop()

@@ -64,7 +64,6 @@ class SimulatedBackend:
     sims: int = 2
     delay: float = 0.05
     failure_rate: float = 0.0
-    sent: int = 0
     sent_state: Literal["Sent", "Delivered"] = field(default="Delivered", init=False)
 
     async def start(self, events: Events) -> None:
@@ -74,7 +73,6 @@ class SimulatedBackend:
         await asyncio.sleep(self.delay)
         if random.random() < self.failure_rate:
             return "RESULT_ERROR_GENERIC_FAILURE"
-        self.sent += 1
         return None
 
     async def replay(self, since: datetime, until: datetime) -> list[Incoming]:

@@ -9,14 +9,13 @@ as an error and retries.
 from __future__ import annotations
 
 import asyncio
-import re
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any
 
 import orjson
-import phonenumbers
 import structlog
 from fastapi import Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
@@ -29,7 +28,7 @@ from textbridge.devices.hub import hub
 from textbridge.devices.service import SimReport, devices
 from textbridge.errors import TextbridgeError, ValidationFailed
 from textbridge.kit.clock import as_utc, millis_iso, utcnow
-from textbridge.kit.phone import InvalidPhoneNumber, parse_phone
+from textbridge.kit.phone import InvalidPhoneNumber, parse_national, parse_phone
 from textbridge.messages.service import PhoneReport, messages
 from textbridge.models import Device
 
@@ -399,33 +398,22 @@ async def _received(
         log.info("inbound SMS from a sender that is not a number dropped", error=exc.message)
 
 
-_DIALLED = re.compile(r"[\d\s().-]+")
-
-
 def _inbound_numbers(sender: str, recipient: str | None) -> tuple[str, str | None]:
     """The sender and the receiving SIM's number as Android hands them over, in E.164 where
     they can be read. A sender without ``+`` is international first, as everywhere; when the
     network gave it in national form ("0690156360") it is read in the country of the SIM's
     number. A SIM number in a form we cannot read ("4155550000", Android's line number) is
     left out: it must not cost the message."""
-    to = region = None
+    own = None
     if recipient:
-        try:
+        with contextlib.suppress(InvalidPhoneNumber):
             own = parse_phone(recipient)
-            to, region = own.e164, own.region
-        except InvalidPhoneNumber:
-            pass
+    to = own.e164 if own else None
     try:
         return parse_phone(sender).e164, to
     except InvalidPhoneNumber:
         pass
-    # Digits only: phonenumbers reads letters as a keypad's ("415SHOPNOW", a sender's
-    # name, would become +14157467669).
-    if region and _DIALLED.fullmatch(sender):
-        try:
-            number = phonenumbers.parse(sender, region)
-        except phonenumbers.NumberParseException:
-            return sender, to
-        if phonenumbers.is_valid_number(number):
-            return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164), to
+    if own is not None:
+        with contextlib.suppress(InvalidPhoneNumber):
+            return parse_national(sender, own.region).e164, to
     return sender, to

@@ -6,6 +6,7 @@ than ``phonenumbers.geocoder``, which costs ~97 MB per process.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -14,6 +15,7 @@ import pycountry
 from phonenumbers import NumberParseException, PhoneNumberFormat, PhoneNumberType
 
 _STRIP = str.maketrans("", "", " -().\u00a0\t")
+_DIALLED = re.compile(r"[\d\s().-]+")  # a number as dialled: no letters, no +
 
 NUMBER_TYPE_NAMES = {
     value: name.lower()
@@ -75,6 +77,22 @@ def parse_phone(raw: str) -> Phone:
         region=region,
         country=country_name(region),
     )
+
+
+def parse_national(raw: str, region: str) -> Phone:
+    """A number as dialled inside ``region`` ("0690156360" in FR), or an international one.
+
+    Digits and punctuation only: ``phonenumbers`` reads letters as a keypad's, and a sender
+    name such as "415SHOPNOW" would become +14157467669. Raises ``InvalidPhoneNumber``."""
+    if not _DIALLED.fullmatch(raw):
+        raise InvalidPhoneNumber(raw)
+    try:
+        number = phonenumbers.parse(raw, region)
+    except NumberParseException as exc:
+        raise InvalidPhoneNumber(raw) from exc
+    if not phonenumbers.is_valid_number(number):
+        raise InvalidPhoneNumber(raw)
+    return parse_phone(phonenumbers.format_number(number, PhoneNumberFormat.E164))
 
 
 def is_region(code: str) -> bool:
