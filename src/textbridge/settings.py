@@ -127,13 +127,20 @@ class Settings(BaseSettings):
     verify_limit_per_phone: str = "5/10 minutes;20/day"
     verify_limit_per_key: str = "200/minute"
     verify_limit_per_ip: str = "60/minute"
-    # SMS-pumping guard: more starts than this to one number prefix (the number less its last
-    # four digits) in ten minutes blocks the prefix for the given time.
+    # SMS-pumping guard: more starts by one account than this to one number prefix (the number
+    # less its last four digits) in ten minutes blocks the prefix for that account for the
+    # given time.
     verify_prefix_burst: int = Field(default=20, ge=1)
     verify_prefix_block_seconds: int = Field(default=12 * 3600, ge=1)
+    # The same across all accounts, blocking the prefix for every account: off (0) unless the
+    # operator sets it, as one tenant could otherwise stop everyone's codes.
+    verify_prefix_burst_all_accounts: int = Field(default=0, ge=0)
 
     # Dispatch.
     dispatch_batch_size: int = Field(default=200, ge=1)
+    # How many messages a channel is given before their answers are committed (with the
+    # next chunk's hand-over mark, in one transaction): the most a crash can leave unanswered.
+    dispatch_chunk_size: int = Field(default=25, ge=1)
     dispatch_poll_seconds: float = Field(default=1.0, gt=0)
     lease_seconds: float = Field(default=30.0, gt=0)
     max_attempts: int = Field(default=8, ge=1)

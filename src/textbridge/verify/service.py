@@ -81,11 +81,17 @@ class CheckResult:
 class Guard:
     """Rate limits and the SMS-pumping guard, in this process's memory (``limits``' moving
     windows). A deployment of several API processes on one PostgreSQL gets limits per process;
-    shared limits (Redis) wait for a measurement that needs them."""
+    shared limits (Redis) wait for a measurement that needs them.
+
+    The pumping guard counts an account's starts per number prefix and blocks the prefix for
+    that account alone: one tenant's burst must not stop every other tenant's codes to the
+    same numbers for twelve hours. A guard across accounts exists only when the operator sets
+    ``VERIFY_PREFIX_BURST_ALL_ACCOUNTS``."""
 
     def __init__(self) -> None:
         self._limiter = MovingWindowRateLimiter(MemoryStorage())
-        self._blocked_prefixes: dict[str, float] = {}
+        # (account id, or None for every account; prefix) -> blocked until (epoch seconds)
+        self._blocked_prefixes: dict[tuple[str | None, str], float] = {}
 
     def forget(self) -> None:
         self._limiter = MovingWindowRateLimiter(MemoryStorage())
@@ -96,13 +102,13 @@ class Guard:
     ) -> None:
         """Count one start, or refuse it with a 429 saying when to try again."""
         prefix = phone[:-4]
-        blocked_until = self._blocked_prefixes.get(prefix, 0.0)
-        if blocked_until > time.time():
-            raise TooManyRequests(
-                "too many codes were sent to numbers like this one; try again later",
-                retry_after=blocked_until - time.time(),
-                field="phone",
-            )
+        scopes: list[tuple[str | None, int]] = [(caller.account_id, settings.verify_prefix_burst)]
+        if settings.verify_prefix_burst_all_accounts:
+            scopes.append((None, settings.verify_prefix_burst_all_accounts))
+        for scope, _ in scopes:
+            blocked_until = self._blocked_prefixes.get((scope, prefix), 0.0)
+            if blocked_until > time.time():
+                raise _prefix_blocked(blocked_until - time.time())
         checks = [
             (settings.verify_limit_per_phone, ("phone", caller.account_id, phone), "phone"),
             (settings.verify_limit_per_key, ("key", caller.key_id), None),
@@ -118,18 +124,33 @@ class Guard:
                         retry_after=reset - time.time(),
                         field=field,
                     )
-        burst = parse(f"{settings.verify_prefix_burst}/10 minutes")
-        if not self._limiter.hit(burst, "prefix", prefix):
-            self._blocked_prefixes[prefix] = time.time() + settings.verify_prefix_block_seconds
-            log.warning("number prefix blocked for a burst of verifications", prefix=prefix)
-            raise TooManyRequests(
-                "too many codes were sent to numbers like this one; try again later",
-                retry_after=settings.verify_prefix_block_seconds,
-                field="phone",
-            )
+        # Tested before anything is counted (nothing awaits in between, so no other start
+        # slips in): a start refused here counts against no limit.
+        for scope, burst in scopes:
+            window = parse(f"{burst}/10 minutes")
+            if not self._limiter.test(window, "prefix", scope or "*", prefix):
+                self._blocked_prefixes[(scope, prefix)] = (
+                    time.time() + settings.verify_prefix_block_seconds
+                )
+                log.warning(
+                    "number prefix blocked for a burst of verifications",
+                    prefix=prefix,
+                    account_id=scope or "all accounts",
+                )
+                raise _prefix_blocked(settings.verify_prefix_block_seconds)
+        for scope, burst in scopes:
+            self._limiter.hit(parse(f"{burst}/10 minutes"), "prefix", scope or "*", prefix)
         for spec, key, _ in checks:
             for item in parse_many(spec):
                 self._limiter.hit(item, *key)
+
+
+def _prefix_blocked(retry_after: float) -> TooManyRequests:
+    return TooManyRequests(
+        "too many codes were sent to numbers like this one; try again later",
+        retry_after=retry_after,
+        field="phone",
+    )
 
 
 class VerificationService:
