@@ -138,9 +138,6 @@ class Settings(BaseSettings):
 
     # Dispatch.
     dispatch_batch_size: int = Field(default=200, ge=1)
-    # How many messages a channel is given before their answers are committed (with the
-    # next chunk's hand-over mark, in one transaction): the most a crash can leave unanswered.
-    dispatch_chunk_size: int = Field(default=25, ge=1)
     dispatch_poll_seconds: float = Field(default=1.0, gt=0)
     lease_seconds: float = Field(default=30.0, gt=0)
     max_attempts: int = Field(default=8, ge=1)
