@@ -80,6 +80,7 @@ def serve(
     import uvicorn
 
     from textbridge.api.app import create_app
+    from textbridge.api.protocol import ConnectionLimits, protocol_with
     from textbridge.logs import configure
 
     settings = load_settings(
@@ -96,6 +97,14 @@ def serve(
     if tls:
         where = f"[{settings.host}]" if ":" in settings.host else settings.host
         typer.echo(f"serving https://{where}:{settings.port} with {tls[0]}")
+    limits = ConnectionLimits.of(settings)
+    asked = "max_connections" in settings.model_fields_set  # the default is quietly capped
+    if asked and limits.max_connections < settings.max_connections:
+        typer.echo(
+            f"warning: at most {limits.max_connections} connections, not "
+            f"{settings.max_connections}: the open-file limit is too low (ulimit -n)",
+            err=True,
+        )
     uvicorn.run(
         create_app(settings),
         host=settings.host,
@@ -103,7 +112,8 @@ def serve(
         ssl_certfile=tls[0] if tls else None,
         ssl_keyfile=tls[1] if tls else None,
         loop="uvloop",
-        http="httptools",
+        # httptools, with deadlines for reading a request and a cap on connections.
+        http=protocol_with(limits),
         log_level="warning",
         access_log=False,
         timeout_graceful_shutdown=10,

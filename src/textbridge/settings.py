@@ -86,6 +86,17 @@ class Settings(BaseSettings):
     tls_cert: Path | None = None
     tls_key: Path | None = None
 
+    # Serving: a request must arrive in time, so clients that trickle it cannot hold
+    # connections (and file descriptors) for ever. Its headers within this time of its first
+    # byte (or of the connection), its body within BODY_TIMEOUT_SECONDS plus a second per
+    # BODY_MIN_RATE bytes received (a large upload on a slow link goes on). At most
+    # MAX_CONNECTIONS open at once (never more than 80% of the open-file limit); beyond it a
+    # new connection is answered 503 and closed (api/protocol.py).
+    header_timeout_seconds: float = Field(default=10.0, gt=0)
+    body_timeout_seconds: float = Field(default=30.0, gt=0)
+    body_min_rate: int = Field(default=500, ge=0)  # bytes per second; 0: no extension
+    max_connections: int = Field(default=1000, ge=1)
+
     # Devices (phones speaking the SMSGate protocol).
     # Where phones reach this server (https://host:port), for the URLs it gives them; by
     # default the address the phone used.
