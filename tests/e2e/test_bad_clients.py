@@ -1,11 +1,13 @@
-"""Clients that hold a connection without finishing their request, against a real
-``textbridge serve``: the server cuts them (issue 13, item 5)."""
+"""Clients that hold a connection without finishing their request, or hang up before the
+answer, against a real ``textbridge serve``: the server cuts the first and logs the second as
+nothing of ours (issue 13, items 5 and 6)."""
 
 from __future__ import annotations
 
 import socket
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -193,3 +195,30 @@ def test_streams_and_steady_uploads_outlive_the_timeouts(server: ServerProcess) 
         finally:
             stream.close()
 
+
+def test_a_client_hanging_up_mid_request_is_not_an_error(server: ServerProcess) -> None:
+    logged = server.log.stat().st_size
+    client = Raw(
+        server,
+        b"POST /v1/contacts/import HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n"
+        b"Content-Length: 1000\r\n" + AUTH + b"\r\nphone\n+1415",
+    )
+    time.sleep(0.2)  # the import is waiting for the rest of its body
+    client.hang_up()
+    deadline = time.monotonic() + 5
+    while True:
+        log = _since(server.log, logged)
+        if "client hung up" in log or "unhandled error" in log:
+            break
+        assert time.monotonic() < deadline, log
+        time.sleep(0.05)
+    time.sleep(0.2)  # anything logged after it
+    log = _since(server.log, logged)
+    assert "unhandled error" not in log
+    assert "Traceback" not in log
+
+
+def _since(path: Path, offset: int) -> str:
+    with path.open("rb") as log:
+        log.seek(offset)
+        return log.read().decode(errors="replace")

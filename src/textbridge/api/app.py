@@ -73,6 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_body_bytes=settings.max_body_bytes,
         max_upload_bytes=settings.max_import_bytes,
     )
+    app.add_middleware(errors.HangUps)  # added last: the outermost
     app.state.error_renderers = [(mobile.PREFIX, mobile.render_error)]
     errors.install(app)
     for router in (

@@ -14,6 +14,8 @@ import structlog
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from textbridge.errors import TextbridgeError, ValidationFailed
 
@@ -149,3 +151,20 @@ def install(app: FastAPI) -> None:
     async def _bug(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error", path=request.url.path, method=request.method)
         return render(request, InternalError("internal error"))
+
+
+class HangUps:
+    """Pure ASGI middleware, outermost: a client that hung up before its request was read
+    (or, on a server speaking ASGI 2.4, before its answer was written) is no error of ours.
+    Starlette raises ``ClientDisconnect`` for both; without this it reached the handler above
+    as an "unhandled error" and uvicorn printed its traceback again. Nobody is left to answer.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self.app(scope, receive, send)
+        except ClientDisconnect:
+            log.debug("client hung up", path=scope.get("path"), method=scope.get("method"))
