@@ -149,6 +149,9 @@ class Settings(BaseSettings):
 
     # Dispatch.
     dispatch_batch_size: int = Field(default=200, ge=1)
+    # How many messages a channel is given before their answers are committed (with the
+    # next chunk's hand-over mark, in one transaction): the most a crash can leave unanswered.
+    dispatch_chunk_size: int = Field(default=25, ge=1)
     dispatch_poll_seconds: float = Field(default=1.0, gt=0)
     lease_seconds: float = Field(default=30.0, gt=0)
     max_attempts: int = Field(default=8, ge=1)
@@ -162,6 +165,9 @@ class Settings(BaseSettings):
     simulator_send_latency_ms: int = Field(default=0, ge=0)
     simulator_loss_rate: float = Field(default=0.0, ge=0.0, le=1.0)
     simulator_temporary_failures: int = Field(default=2, ge=0)
+    # False: the simulator plays a carrier that keeps no record of what it took, so messages
+    # handed to it just before a crash are sent again (as a real link's window would be).
+    simulator_remembers: bool = True
 
     @field_validator("database_url")
     @classmethod

@@ -38,6 +38,11 @@ class Capabilities:
     delivery_reports: bool = False
     max_batch: int = 100
     throughput_per_second: float | None = None
+    # ``send`` gives messages away (to a carrier, the simulated one included), so a crash
+    # before its answers are recorded leaves messages that may have gone out: they are marked
+    # handed first and the channel is asked about them (``resume``) before they go again.
+    # False for a channel whose ``send`` only decides (the device channel: phones pull later).
+    gives_away: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,7 +180,12 @@ class Channel(Protocol):
 
         Raising ``RetriableChannelError`` retries the whole batch later."""
 
-    async def resume(self, in_flight: Sequence[InFlight]) -> None:
-        """Re-arm whatever produces status reports for messages sent before a restart."""
+    async def resume(
+        self, in_flight: Sequence[InFlight], handed: Sequence[OutboundMessage] = ()
+    ) -> list[SendResult]:
+        """After a crash: re-arm whatever produces status reports for messages ``in_flight``
+        (recorded ``sent``), and answer for messages ``handed`` to this channel whose answer
+        a crash lost: a result for each one the channel knows it took (or refused), none for
+        the others, which are then sent again (and their history shows both sends)."""
 
     def healthy(self) -> bool: ...

@@ -90,6 +90,8 @@ class SimulatorConfig:
     send_latency: float = 0.0  # seconds one send() call takes
     loss_rate: float = 0.0  # share of ordinary messages reported failed
     temporary_failures: int = 2  # attempts that fail for the flaky range
+    remembers: bool = True  # after a crash, knows what it was handed (a carrier that keeps no
+    # record, False, makes the dispatcher send those again: the path a real carrier link takes)
 
 
 class SimulatorChannel:
@@ -119,6 +121,7 @@ class SimulatorChannel:
                 send_latency=settings.simulator_send_latency_ms / 1000,
                 loss_rate=settings.simulator_loss_rate,
                 temporary_failures=settings.simulator_temporary_failures,
+                remembers=settings.simulator_remembers,
             )
         )
 
@@ -139,29 +142,38 @@ class SimulatorChannel:
     async def send(self, messages: Sequence[OutboundMessage]) -> list[SendResult]:
         if self.config.send_latency:
             await asyncio.sleep(self.config.send_latency)
-        results = []
-        for message in messages:
-            behaviour = behaviour_of(message.phone)
-            if behaviour is Behaviour.REJECT:
-                rejection = PermanentChannelError("simulated rejection", code="simulated_rejected")
-                results.append(SendResult.failed(message.id, rejection))
-            elif behaviour is Behaviour.ALWAYS_TEMPORARY or (
-                behaviour is Behaviour.FLAKY and message.attempts <= self.config.temporary_failures
-            ):
-                busy = RetriableChannelError("simulated temporary error", code="simulated_busy")
-                results.append(SendResult.retry(message.id, busy))
-            else:
-                results.append(SendResult.sent(message.id, channel_ref=f"sim-{message.id}"))
-                self._schedule(message.id, behaviour, self.config.delivery_delay)
-        return results
+        return [self._take(message) for message in messages]
 
-    async def resume(self, in_flight: Sequence[InFlight]) -> None:
-        """The carrier remembers what it accepted: reports still owed are scheduled again."""
+    async def resume(
+        self, in_flight: Sequence[InFlight], handed: Sequence[OutboundMessage] = ()
+    ) -> list[SendResult]:
+        """The carrier remembers what it accepted: reports still owed are scheduled again.
+
+        A message handed over before a crash was taken at that instant (this carrier answers
+        at once, and its answer depends only on the number and the attempt), so it is
+        answered now as it was then, and never sent twice; unless the simulator plays a
+        carrier that keeps no record (``remembers``), when none is answered."""
         now = utcnow()
         for item in in_flight:
             elapsed = (now - item.sent_at).total_seconds()
             remaining = max(0.0, self.config.delivery_delay - elapsed)
             self._schedule(item.message_id, behaviour_of(item.phone), remaining)
+        if not self.config.remembers:
+            return []
+        return [self._take(message) for message in handed]
+
+    def _take(self, message: OutboundMessage) -> SendResult:
+        behaviour = behaviour_of(message.phone)
+        if behaviour is Behaviour.REJECT:
+            rejection = PermanentChannelError("simulated rejection", code="simulated_rejected")
+            return SendResult.failed(message.id, rejection)
+        if behaviour is Behaviour.ALWAYS_TEMPORARY or (
+            behaviour is Behaviour.FLAKY and message.attempts <= self.config.temporary_failures
+        ):
+            busy = RetriableChannelError("simulated temporary error", code="simulated_busy")
+            return SendResult.retry(message.id, busy)
+        self._schedule(message.id, behaviour, self.config.delivery_delay)
+        return SendResult.sent(message.id, channel_ref=f"sim-{message.id}")
 
     def _schedule(self, message_id: str, behaviour: Behaviour, delay: float) -> None:
         if behaviour is Behaviour.NEVER_DELIVER:

@@ -106,7 +106,7 @@ def choose(messages: Sequence[OutboundMessage], senders: Sequence[Sender]) -> li
 
 class DeviceChannel:
     kind: ClassVar[ChannelKind] = ChannelKind.DEVICE
-    capabilities = Capabilities(max_batch=500)
+    capabilities = Capabilities(max_batch=500, gives_away=False)
 
     def __init__(self, db: Database, settings: Settings) -> None:
         self.name = ChannelKind.DEVICE.value
@@ -122,8 +122,10 @@ class DeviceChannel:
     async def stop(self) -> None:
         pass
 
-    async def resume(self, in_flight: Sequence[InFlight]) -> None:
-        pass  # the phones report by themselves
+    async def resume(
+        self, in_flight: Sequence[InFlight], handed: Sequence[OutboundMessage] = ()
+    ) -> list[SendResult]:
+        return []  # the phones report by themselves; nothing is ever handed (``gives_away``)
 
     def healthy(self) -> bool:
         return True

@@ -121,8 +121,9 @@ async def list_messages(
         before=page.before,
     )
     rows = await messages.search(session, caller, where, limit=page.fetch)
+    sends = await messages.sends(session, [row.id for row in rows[: page.limit]])
     return MessagePage(
-        data=[MessageOut.of(row) for row in rows[: page.limit]],
+        data=[MessageOut.of(row, sends.get(row.id, ())) for row in rows[: page.limit]],
         next_cursor=page.next_cursor(rows),
     )
 
@@ -130,7 +131,9 @@ async def list_messages(
 @router.get("/{message_id}", response_model=MessageOut, response_model_by_alias=True)
 async def get_message(message_id: str, session: SessionDep, caller: CallerDep) -> MessageOut:
     """One message with its status and the time it reached each status."""
-    return MessageOut.of(await messages.get(session, caller, message_id))
+    message = await messages.get(session, caller, message_id)
+    sends = await messages.sends(session, [message.id])
+    return MessageOut.of(message, sends.get(message.id, ()))
 
 
 @router.post("/{message_id}/cancel", response_model=MessageOut)

@@ -17,16 +17,27 @@ from sqlalchemy import (
     Table,
     and_,
     bindparam,
+    case,
+    delete,
     func,
     insert,
+    literal,
     or_,
     select,
     text,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from textbridge.models import BulkJob, Direction, Message, MessageStatus
+from textbridge.models import (
+    BulkJob,
+    Conversation,
+    Direction,
+    Message,
+    MessageSend,
+    MessageStatus,
+)
 
 _STATUS_TIME = {
     MessageStatus.ACCEPTED: Message.accepted_at,
@@ -62,6 +73,13 @@ _CLAIM_COLUMNS = (
     Message.extra,
     Message.channel,
 )
+
+
+def _preparing() -> ColumnElement[bool]:
+    # ``status || ''``: the same test, which SQLite cannot answer from an index. Without
+    # statistics it would otherwise pick ix_messages_queue over the primary key and walk every
+    # preparing row of the job (100,000) for each chunk of ids.
+    return _TABLE.c.status.concat("") == MessageStatus.PREPARING.value
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +122,9 @@ class MessageRepository:
     async def search(
         self, account_id: str, where: MessageFilter, *, limit: int, offset: int = 0
     ) -> Sequence[Message]:
-        query = select(Message).where(Message.account_id == account_id)
+        query = select(Message).where(
+            Message.account_id == account_id, Message.status != MessageStatus.PREPARING
+        )
         if where.status is not None:
             query = query.where(Message.status == where.status)
         if where.direction is not None:
@@ -127,6 +147,87 @@ class MessageRepository:
     async def insert_bulk_jobs(self, jobs: Sequence[dict[str, Any]]) -> None:
         if jobs:
             await self.session.execute(insert(BulkJob), list(jobs))
+
+    # A bulk job written in chunks (messages/writer.py) ------------------------------------
+
+    async def update_prepared(self, ids: Sequence[str], **values: Any) -> None:
+        await self.session.execute(
+            update(_TABLE).where(_TABLE.c.id.in_(ids), _preparing()).values(**values)
+        )
+
+    async def release_prepared(self, ids: Sequence[str]) -> None:
+        """``preparing`` rows of a committed job join the others: ``accepted`` when scheduled
+        for later, else ``queued``; and their conversations are brought up to date, as the
+        trigger on ``messages`` does for every other row (migration 0010)."""
+        await self.session.execute(
+            update(_TABLE)
+            .where(_TABLE.c.id.in_(ids), _preparing())
+            .values(
+                status=case(
+                    (_TABLE.c.due_at > _TABLE.c.created_at, MessageStatus.ACCEPTED.value),
+                    else_=MessageStatus.QUEUED.value,
+                )
+            )
+        )
+        await self.upsert_conversations(ids)
+
+    async def discard_prepared(self, ids: Sequence[str]) -> None:
+        """Rows of a job that was never committed."""
+        await self.session.execute(delete(_TABLE).where(_TABLE.c.id.in_(ids), _preparing()))
+
+    async def upsert_conversations(self, ids: Sequence[str]) -> None:
+        """The conversations of outbound messages ``ids``, each moved to its newest message
+        (what the trigger does for rows inserted in any other status). Phones in key order:
+        concurrent upserts lock shared conversations in the same order."""
+        newest = (
+            select(func.max(Message.id))
+            .where(Message.id.in_(ids))
+            .group_by(Message.account_id, Message.phone)
+        )
+        rows = (
+            select(
+                Message.account_id,
+                Message.phone,
+                Message.id,
+                Message.direction,
+                func.substr(Message.text, 1, 200),
+                Message.created_at,
+                literal(0),
+            )
+            .where(Message.id.in_(newest))
+            .order_by(Message.account_id, Message.phone)
+        )
+        dialect = postgresql if self.session.get_bind().dialect.name == "postgresql" else sqlite
+        table = cast(Table, Conversation.__table__)
+        columns = ["account_id", "phone", "last_message_id", "last_direction", "last_text"]
+        upsert = dialect.insert(table).from_select([*columns, "last_message_at", "unread"], rows)
+        await self.session.execute(
+            upsert.on_conflict_do_update(
+                index_elements=["account_id", "phone"],
+                set_={name: upsert.excluded[name] for name in [*columns[2:], "last_message_at"]},
+                where=upsert.excluded.last_message_id > table.c.last_message_id,
+            )
+        )
+
+    async def prepared(self, batch_id: str) -> Sequence[str]:
+        """Ids of a batch's ``preparing`` rows."""
+        result = await self.session.execute(
+            select(Message.id).where(
+                Message.batch_id == batch_id, Message.status == MessageStatus.PREPARING
+            )
+        )
+        return result.scalars().all()
+
+    async def stale_prepared(self, before: datetime) -> Sequence[Row[str, bool]]:
+        """Batches with ``preparing`` rows written before ``before``, each with whether its job
+        was committed (its ``bulk_jobs`` row exists)."""
+        result = await self.session.execute(
+            select(Message.batch_id, BulkJob.id.is_not(None))
+            .outerjoin(BulkJob, BulkJob.id == Message.batch_id)
+            .where(Message.status == MessageStatus.PREPARING, Message.created_at < before)
+            .distinct()
+        )
+        return result.all()
 
     async def bulk_jobs(
         self, account_id: str, *, before: str | None, limit: int
@@ -162,7 +263,9 @@ class MessageRepository:
             select(Message.id).where(
                 Message.account_id == account_id,
                 Message.batch_id == batch_id,
-                Message.status.in_([MessageStatus.ACCEPTED, MessageStatus.QUEUED]),
+                Message.status.in_(
+                    [MessageStatus.PREPARING, MessageStatus.ACCEPTED, MessageStatus.QUEUED]
+                ),
             )
         )
         return result.scalars().all()
@@ -175,7 +278,12 @@ class MessageRepository:
             .where(
                 BulkJob.account_id == account_id,
                 Message.status.in_(
-                    [MessageStatus.ACCEPTED, MessageStatus.QUEUED, MessageStatus.DISPATCHING]
+                    [
+                        MessageStatus.PREPARING,
+                        MessageStatus.ACCEPTED,
+                        MessageStatus.QUEUED,
+                        MessageStatus.DISPATCHING,
+                    ]
                 ),
             )
         )
@@ -212,11 +320,89 @@ class MessageRepository:
                 dispatching_at=now,
                 lease_expires_at=lease_until,
                 lease_owner=owner,
+                handed_at=None,
                 attempts=Message.attempts + 1,
             )
             .returning(*_CLAIM_COLUMNS)
         )
         return result.all()
+
+    async def hand_over(
+        self, owner: str, channel: str, ids: Sequence[str], now: datetime, lease_until: datetime
+    ) -> list[str]:
+        """Messages this claim is about to give ``channel``, with a fresh lease for their time
+        at the channel; answers those it still held (the others' lease lapsed during a long
+        round and they are someone else's now: they must not go). If the process dies before
+        their answers are recorded, whoever finds the lease lapsed asks the channel first."""
+        if not ids:
+            return []
+        result = await self.session.execute(
+            update(Message)
+            .where(
+                Message.id.in_(ids),
+                Message.status == MessageStatus.DISPATCHING,
+                Message.lease_owner == owner,
+            )
+            .values(channel=channel, handed_at=now, lease_expires_at=lease_until)
+            .returning(Message.id)
+        )
+        return list(result.scalars())
+
+    async def take_lapsed_handoffs(
+        self, *, now: datetime, lease_until: datetime, owner: str, limit: int
+    ) -> Sequence[Row[Any]]:
+        """Messages handed to a channel by a claim whose lease lapsed before it recorded the
+        channel's answer (its process died): taken under a new lease, to ask the channel."""
+        lapsed = (
+            select(Message.id)
+            .where(
+                Message.status == MessageStatus.DISPATCHING,
+                Message.lease_expires_at < now,
+                Message.handed_at.is_not(None),
+            )
+            .order_by(Message.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        result = await self.session.execute(
+            update(Message)
+            .where(Message.id.in_(lapsed.scalar_subquery()))
+            .values(lease_expires_at=lease_until, lease_owner=owner)
+            .returning(*_CLAIM_COLUMNS, Message.handed_at)
+        )
+        return result.all()
+
+    async def record_sends(self, ids: Sequence[str], *, acknowledged: bool) -> None:
+        """A send of each message in its history, as its row says now (attempt, channel, its
+        reference, and when: ``sent_at``, or ``handed_at`` when the answer was lost)."""
+        if not ids:
+            return
+        at = Message.sent_at if acknowledged else Message.handed_at
+        await self.session.execute(
+            insert(MessageSend).from_select(
+                ["message_id", "attempt", "channel", "channel_ref", "at", "acknowledged"],
+                select(
+                    Message.id,
+                    Message.attempts,
+                    Message.channel,
+                    Message.channel_ref,
+                    at,
+                    literal(acknowledged),
+                ).where(Message.id.in_(ids)),
+            )
+        )
+
+    async def sends(self, message_ids: Sequence[str]) -> dict[str, list[MessageSend]]:
+        """Each message's sends, oldest first."""
+        result = await self.session.execute(
+            select(MessageSend)
+            .where(MessageSend.message_id.in_(message_ids))
+            .order_by(MessageSend.message_id, MessageSend.id)
+        )
+        history: dict[str, list[MessageSend]] = {}
+        for send in result.scalars():
+            history.setdefault(send.message_id, []).append(send)
+        return history
 
     async def promote_scheduled(self, now: datetime) -> int:
         """Scheduled messages whose time has come join the queue."""
@@ -236,6 +422,8 @@ class MessageRepository:
                 Message.status == MessageStatus.DISPATCHING,
                 Message.lease_expires_at < now,
                 Message.lease_owner.not_like(f"{CANCELLING}%"),
+                # A channel may have these: it is asked first (``take_lapsed_handoffs``).
+                Message.handed_at.is_(None),
             )
             .values(
                 status=MessageStatus.QUEUED,

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from textbridge.kit.money import from_micros
-from textbridge.models import Direction, Message, MessageStatus, MessageType
+from textbridge.models import Direction, Message, MessageSend, MessageStatus, MessageType
 
 Text = Annotated[str, StringConstraints(max_length=100_000)]
 Number = Annotated[str, StringConstraints(max_length=64)]
@@ -98,6 +99,19 @@ class MessageError(BaseModel):
     message: str | None
 
 
+class SendOut(BaseModel):
+    """One time the message went to a channel, or may have."""
+
+    attempt: int = Field(description="The attempt it went out on (1 for the first)")
+    channel: str | None = Field(description="The channel it was given to")
+    channel_ref: str | None = Field(description="The channel's own id for it, when it said one")
+    at: datetime = Field(description="When it was sent, or handed over when not acknowledged")
+    acknowledged: bool = Field(
+        description="The channel said it took it; false when a crash lost the channel's answer "
+        "and the message was sent again, so it may have gone out twice"
+    )
+
+
 class MessageOut(BaseModel):
     id: str
     batch_id: str
@@ -128,14 +142,19 @@ class MessageOut(BaseModel):
     status_times: dict[str, datetime] = Field(
         description="When the message reached each status it has been through"
     )
+    sends: list[SendOut] = Field(
+        default_factory=list,
+        description="Every time it went to a channel, oldest first: more than one means it "
+        "may have gone out more than once",
+    )
 
     @classmethod
-    def of(cls, message: Message) -> MessageOut:
+    def of(cls, message: Message, sends: Sequence[MessageSend] = ()) -> MessageOut:
         outbound = message.direction == Direction.OUT
         times = {
             status.value: moment
             for status in MessageStatus
-            if (moment := getattr(message, f"{status.value}_at")) is not None
+            if (moment := getattr(message, f"{status.value}_at", None)) is not None
         }
         scheduled = message.due_at if outbound and message.due_at != message.created_at else None
         return cls(
@@ -167,6 +186,16 @@ class MessageOut(BaseModel):
             expires_at=message.expires_at,
             created_at=message.created_at,
             status_times=times,
+            sends=[
+                SendOut(
+                    attempt=send.attempt,
+                    channel=send.channel,
+                    channel_ref=send.channel_ref,
+                    at=send.at,
+                    acknowledged=send.acknowledged,
+                )
+                for send in sends
+            ],
         )
 
 

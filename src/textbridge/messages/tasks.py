@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import time
 from collections import defaultdict
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -36,6 +36,7 @@ from textbridge.kit.clock import utcnow
 from textbridge.kit.ids import new_id
 from textbridge.messages.repository import QUEUE_CHANNEL, MessageRepository
 from textbridge.messages.service import fill_code, messages
+from textbridge.messages.writer import recover_prepared
 from textbridge.metrics import DISPATCH_BATCH_SECONDS
 from textbridge.models import MessageType
 from textbridge.notices.service import Mailer
@@ -97,7 +98,13 @@ class Dispatcher:
         return self.channels.get(ChannelKind.DEVICE) if phones else None
 
     async def dispatch_once(self) -> int:
-        """One claim-send-record round; answers how many messages it handled."""
+        """One claim-send-record round; answers how many messages it handled.
+
+        A channel that gives messages away (``Capabilities.gives_away``) gets them in chunks of
+        ``DISPATCH_CHUNK_SIZE``; before each chunk goes, one transaction records the answers to
+        the chunk before and marks this one handed. A crash at any instant then leaves at most
+        one chunk handed and unanswered, which is asked about (``settle_lapsed``) rather than
+        sent again blindly. The cost: a transaction per chunk instead of one per claim."""
         started = time.perf_counter()
         owner = new_id()
         now = utcnow()
@@ -113,81 +120,181 @@ class Dispatcher:
             )
         if not claimed:
             return 0
+        claim = _Claim(owner, claimed)
         by_channel: dict[str, list[OutboundMessage]] = defaultdict(list)
-        attempts: dict[str, int] = {}
-        accounts: dict[str, str] = {}
         unroutable: list[SendResult] = []
         for row in claimed:
-            message = OutboundMessage(
-                id=row.id,
-                phone=row.phone,
-                sender=row.sender,
-                type=MessageType(row.type),
-                text=fill_code(row.text, row.extra, self.settings.resolved_secret_key),
-                encoding=row.encoding,
-                segments=row.segments,
-                attempts=row.attempts,
-                extra=row.extra,
-                account_id=row.account_id,
-            )
-            attempts[row.id] = row.attempts
-            accounts[row.id] = row.account_id
+            message = _outbound(row, self.settings)
             channel = self._channel(row, with_phones) or self.channels.route(message.type)
             if channel is None:
                 error = ChannelError("no channel can send this message", code="no_route")
                 unroutable.append(SendResult.retry(row.id, error))
             else:
                 by_channel[channel.name].append(message)
-        outcomes: list[tuple[str, list[SendResult]]] = [("", unroutable)] if unroutable else []
+        answers: list[tuple[str, list[SendResult]]] = [("", unroutable)] if unroutable else []
         for name, batch in by_channel.items():
             channel = self.channels.get(name)
             assert channel is not None
-            outcomes.append((name, await _send(channel, batch)))
-
-        async def record(session: AsyncSession) -> None:
-            for name, results in outcomes:
-                await messages.record_results(
-                    session,
-                    owner=owner,
-                    channel=name,
-                    results=results,
-                    attempts=attempts,
-                    accounts=accounts,
-                    settings=self.settings,
-                )
-
-        await self.db.run(record)
+            gives_away = channel.capabilities.gives_away
+            size = max(1, channel.capabilities.max_batch)
+            if gives_away:
+                size = min(size, self.settings.dispatch_chunk_size)
+            for start in range(0, len(batch), size):
+                chunk = batch[start : start + size]
+                if gives_away:
+                    held = await self._record(claim, answers, handing=(name, chunk))
+                    answers = []
+                    chunk = [message for message in chunk if message.id in held]
+                    if not chunk:
+                        continue
+                answers.append((name, await _send(channel, chunk)))
+        await self._record(claim, answers)
         DISPATCH_BATCH_SECONDS.observe(time.perf_counter() - started)
         return len(claimed)
 
+    async def settle_lapsed(self) -> int:
+        """Messages handed to a channel by a process that died before recording the answers:
+        the channel says which it took (``Channel.resume``); the rest are recorded as a send
+        that may have happened and go back to the queue. Answers how many were settled."""
+        now = utcnow()
+        owner = new_id()
+        async with self.db.transaction() as session:
+            rows = await MessageRepository(session).take_lapsed_handoffs(
+                now=now,
+                lease_until=now + timedelta(seconds=self.settings.lease_seconds),
+                owner=owner,
+                limit=self.settings.dispatch_batch_size,
+            )
+        if not rows:
+            return 0
+        claim = _Claim(owner, rows)
+        by_channel: dict[str, list[OutboundMessage]] = defaultdict(list)
+        for row in rows:
+            by_channel[row.channel].append(_outbound(row, self.settings))
+        answers: list[tuple[str, list[SendResult]]] = []
+        lost: list[str] = []
+        for name, handed in by_channel.items():
+            channel = self.channels.get(name)
+            known: list[SendResult] = []
+            if channel is not None:
+                try:
+                    known = await channel.resume([], handed)
+                except Exception:
+                    log.exception("channel could not say what it was handed", channel=name)
+            answered = {result.message_id for result in known}
+            unknown = [message.id for message in handed if message.id not in answered]
+            error = ChannelError(
+                f"handed to {name} before a crash, which lost its answer: sent again",
+                code="handoff_lost",
+            )
+            answers.append((name, [*known, *(SendResult.retry(i, error) for i in unknown)]))
+            lost += unknown
+        log.warning("settled lapsed hand-overs", count=len(rows), sent_again=len(lost))
+        await self._record(claim, answers, lost=lost)
+        return len(rows)
 
-async def _send(channel: Channel, batch: list[OutboundMessage]) -> list[SendResult]:
-    """Send in chunks the channel accepts; a channel error answers for its whole chunk."""
-    results: list[SendResult] = []
-    size = max(1, channel.capabilities.max_batch)
-    for start in range(0, len(batch), size):
-        chunk = batch[start : start + size]
-        try:
-            results.extend(await channel.send(chunk))
-        except ChannelError as error:
-            make = SendResult.retry if error.retriable else SendResult.failed
-            results.extend(make(message.id, error) for message in chunk)
-        except Exception as exc:
-            # A bug or an unexpected failure in a channel: retry rather than lose the messages.
-            log.exception("channel send failed", channel=channel.name)
-            crash = ChannelError(f"channel error: {type(exc).__name__}", code="channel_crash")
-            results.extend(SendResult.retry(message.id, crash) for message in chunk)
-    return results
+    async def _record(
+        self,
+        claim: _Claim,
+        answers: list[tuple[str, list[SendResult]]],
+        *,
+        handing: tuple[str, list[OutboundMessage]] | None = None,
+        lost: Sequence[str] = (),
+    ) -> set[str]:
+        """One transaction: the channels' answers, the sends a crash may have made (``lost``),
+        and the hand-over mark of the chunk about to go; answers the ids of that chunk this
+        claim still holds, which alone may go."""
+        if not answers and handing is None:
+            return set()
+        held: set[str] = set()
+
+        async def record(session: AsyncSession) -> None:
+            repository = MessageRepository(session)
+            await repository.record_sends(lost, acknowledged=False)
+            for name, results in answers:
+                await messages.record_results(
+                    session,
+                    owner=claim.owner,
+                    channel=name,
+                    results=results,
+                    attempts=claim.attempts,
+                    accounts=claim.accounts,
+                    settings=self.settings,
+                )
+            if handing is not None:
+                now = utcnow()
+                name, chunk = handing
+                held.clear()  # a rerun of the transaction answers afresh
+                held.update(
+                    await repository.hand_over(
+                        claim.owner,
+                        name,
+                        [message.id for message in chunk],
+                        now,
+                        now + timedelta(seconds=self.settings.lease_seconds),
+                    )
+                )
+
+        await self.db.run(record)
+        return held
+
+
+class _Claim:
+    """What a round holds: its lease owner, and each message's attempt and account."""
+
+    __slots__ = ("accounts", "attempts", "owner")
+
+    def __init__(self, owner: str, rows: Sequence[Any]) -> None:
+        self.owner = owner
+        self.attempts: dict[str, int] = {row.id: row.attempts for row in rows}
+        self.accounts: dict[str, str] = {row.id: row.account_id for row in rows}
+
+
+def _outbound(row: Any, settings: Settings) -> OutboundMessage:
+    return OutboundMessage(
+        id=row.id,
+        phone=row.phone,
+        sender=row.sender,
+        type=MessageType(row.type),
+        text=fill_code(row.text, row.extra, settings.resolved_secret_key),
+        encoding=row.encoding,
+        segments=row.segments,
+        attempts=row.attempts,
+        extra=row.extra,
+        account_id=row.account_id,
+    )
+
+
+async def _send(channel: Channel, chunk: list[OutboundMessage]) -> list[SendResult]:
+    """One chunk to its channel; a channel error answers for the whole chunk."""
+    try:
+        return await channel.send(chunk)
+    except ChannelError as error:
+        make = SendResult.retry if error.retriable else SendResult.failed
+        return [make(message.id, error) for message in chunk]
+    except Exception as exc:
+        # A bug or an unexpected failure in a channel: retry rather than lose the messages.
+        log.exception("channel send failed", channel=channel.name)
+        crash = ChannelError(f"channel error: {type(exc).__name__}", code="channel_crash")
+        return [SendResult.retry(message.id, crash) for message in chunk]
 
 
 class Housekeeping:
     """Periodic jobs: release scheduled messages, reclaim lapsed leases (cancelling what a
     phone was asked to cancel), mark phones gone silent offline (``device.offline``), expire
-    what is too old, forget idempotency records after a day."""
+    what is too old, forget idempotency records after a day, finish or delete bulk jobs a dead
+    process left half-written (``recover_prepared``); and ask channels about what a dead
+    process handed them (``settle``: the dispatcher's ``settle_lapsed``)."""
 
-    def __init__(self, db: Database, settings: Settings) -> None:
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        settle: Callable[[], Awaitable[int]] | None = None,
+    ) -> None:
         self.db = db
         self.settings = settings
+        self.settle = settle
         self._purged_at = 0.0
 
     async def run(self) -> None:
@@ -206,6 +313,8 @@ class Housekeeping:
             cancelled = await messages.cancel_unanswered(session)
             released = await repository.release_lapsed_leases(now)
             offline = await devices.sweep_offline(session, self.settings)
+        if self.settle is not None:
+            released += await self.settle()
         if offline:
             log.info("devices offline", count=offline)
         if promoted or released or cancelled:
@@ -219,6 +328,7 @@ class Housekeeping:
         if time.monotonic() - self._purged_at > 60:
             async with self.db.transaction() as session:
                 await idempotency.purge_expired(session)
+            await recover_prepared(self.db, now=now, on_commit=messages.wakeup.set)
             self._purged_at = time.monotonic()
         while True:
             async with self.db.transaction() as session:
@@ -239,9 +349,10 @@ class Worker:
     async def start(self) -> None:
         await self.channels.start(Reporter(self.db, self.settings))
         await self._resume_in_flight()
+        dispatcher = Dispatcher(self.db, self.channels, self.settings)
         jobs: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {
-            "dispatcher": Dispatcher(self.db, self.channels, self.settings).run,
-            "housekeeping": Housekeeping(self.db, self.settings).run,
+            "dispatcher": dispatcher.run,
+            "housekeeping": Housekeeping(self.db, self.settings, dispatcher.settle_lapsed).run,
             "webhooks": WebhookSender(self.db, self.settings).run,
         }
         if self.settings.smtp_host:

@@ -9,7 +9,13 @@ from textbridge.models.device import Device, DeviceCredential, DeviceLogin, SimC
 from textbridge.models.event import Event
 from textbridge.models.idempotency import IdempotencyRecord
 from textbridge.models.ledger import LedgerEntry, LedgerKind
-from textbridge.models.message import Direction, Message, MessageStatus, MessageType
+from textbridge.models.message import (
+    Direction,
+    Message,
+    MessageSend,
+    MessageStatus,
+    MessageType,
+)
 from textbridge.models.price import DEFAULT_COUNTRY, Price
 from textbridge.models.verification import Verification, VerificationStatus
 from textbridge.models.webhook import Notice, WebhookAttempt, WebhookDelivery, WebhookEndpoint
@@ -32,6 +38,7 @@ __all__ = [
     "LedgerEntry",
     "LedgerKind",
     "Message",
+    "MessageSend",
     "MessageStatus",
     "MessageType",
     "Notice",

@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     ForeignKey,
     Index,
     Integer,
@@ -33,8 +34,10 @@ class MessageType(StrEnum):
 
 class MessageStatus(StrEnum):
     """``accepted`` (scheduled for later) → ``queued`` → ``dispatching`` → ``sent`` → a final
-    status; ``received`` for inbound."""
+    status; ``received`` for inbound. ``preparing``: a large bulk job's row, written before the
+    job is (messages/writer.py); nothing reads or sends it until it is released."""
 
+    PREPARING = "preparing"
     ACCEPTED = "accepted"
     QUEUED = "queued"
     DISPATCHING = "dispatching"
@@ -124,6 +127,10 @@ class Message(Base):
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     lease_owner: Mapped[str | None] = mapped_column(String(26))  # which claim holds it
+    # When this claim gave it to ``channel``, before the channel answered: a message still
+    # ``dispatching`` with this set, whose lease lapsed, may have gone out (a crash lost the
+    # answer); the channel is asked before it is sent again.
+    handed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -135,3 +142,24 @@ class Message(Base):
     expired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     received_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class MessageSend(Base):
+    """Each time a message went to a channel, or may have: ``acknowledged`` when the channel
+    said it took it, not when a crash lost its answer and the channel could not say. Two rows
+    for one message mean it may have gone out twice, and the operator can see so."""
+
+    __tablename__ = "message_sends"
+    __table_args__ = (Index("ix_message_sends_message", "message_id", "id"),)
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    message_id: Mapped[str] = mapped_column(
+        String(26), ForeignKey("messages.id", ondelete="CASCADE")
+    )
+    attempt: Mapped[int] = mapped_column(Integer)
+    channel: Mapped[str | None] = mapped_column(String(32))
+    channel_ref: Mapped[str | None] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    acknowledged: Mapped[bool] = mapped_column(Boolean)
