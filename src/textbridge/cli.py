@@ -111,6 +111,10 @@ def serve(
         port=settings.port,
         ssl_certfile=tls[0] if tls else None,
         ssl_keyfile=tls[1] if tls else None,
+        # X-Forwarded-For only from TRUSTED_PROXIES: uvicorn believes it from 127.0.0.1 by
+        # default, so a guesser on this host (or behind a proxy here) could name any address.
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=settings.trusted_proxies or None,
         loop="uvloop",
         # httptools, with deadlines for reading a request and a cap on connections.
         http=protocol_with(limits),

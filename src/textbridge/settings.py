@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from enum import StrEnum
@@ -46,6 +47,10 @@ class Settings(BaseSettings):
 
     env: Environment = Environment.DEVELOPMENT
     host: str = "127.0.0.1"
+    # Proxies whose X-Forwarded-For and X-Forwarded-Proto are believed: addresses or networks,
+    # comma-separated ("127.0.0.1,10.0.0.0/8"), or "*". Empty: none, so a client's address is
+    # the peer's, whatever headers it sends (the per-address limits key on it).
+    trusted_proxies: str = ""
     port: int = Field(default=8080, ge=0, le=65535)
     data_dir: Path = Path(".textbridge")
     database_url: str | None = None
@@ -108,9 +113,12 @@ class Settings(BaseSettings):
     # ... and one it took but has not reported sent by then (it died) goes to another SIM.
     device_send_seconds: int = Field(default=900, ge=1)
     device_keepalive_seconds: float = Field(default=15, gt=0)  # SSE comments, as the app expects
-    # Failed registrations and code requests per address: a six-digit code must not be
-    # guessable by trying them all.
+    # Failed registrations and code requests per client address, and per account once a
+    # login names it.
     device_auth_limit: str = "10/minute;50/hour"
+    # Failed one-time codes from all addresses together: a code names no account until it
+    # matches, so this bounds every guesser (codes are 15 digits; see devices/service.py).
+    device_code_failure_limit: str = "60/minute"
 
     # Email notices (a webhook delivery that failed for good, an endpoint disabled), sent to an
     # account's notify_email. No host: none are written.
@@ -184,6 +192,22 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, value: str) -> str:
+        entries = [entry.strip() for entry in value.split(",") if entry.strip()]
+        if entries == ["*"]:
+            return "*"
+        for entry in entries:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                # uvicorn would take a typo as a literal host name and quietly trust nobody.
+                raise ValueError(
+                    f"TRUSTED_PROXIES: {entry!r} is not an IP address or network"
+                ) from None
+        return ",".join(entries)
 
     @cached_property
     def resolved_database_url(self) -> str:

@@ -179,7 +179,9 @@ async def test_the_three_ways_to_register_answer_the_apps_response(
     assert list(second) == ["id", "token", "login", "password"]
     assert (len(second["id"]), second["login"], second["password"]) == (21, first["login"], None)
 
-    by_code = await register(device_app, {"Authorization": f"Code {pairing['code']}"})
+    # The app's code field takes digits only (a number field): the dashes shown are not typed.
+    typed = pairing["code"].replace("-", "")
+    by_code = await register(device_app, {"Authorization": f"Code {typed}"})
     assert by_code.status_code == 201, by_code.text
     third = by_code.json()
     assert (len(third["id"]), third["login"], third["password"]) == (21, first["login"], None)
@@ -191,8 +193,9 @@ async def test_the_three_ways_to_register_answer_the_apps_response(
     code = await device_app.get("/user/code", headers=basic(first["login"], first["password"]))
     assert code.status_code == 200, code.text
     assert list(code.json()) == ["code", "validUntil"]
-    assert re.fullmatch(r"\d{6}", code.json()["code"])
-    fourth = await register(device_app, {"Authorization": f"Code {code.json()['code']}"}, explicit)
+    assert re.fullmatch(r"\d{5}-\d{5}-\d{5}", code.json()["code"])
+    typed = code.json()["code"].replace("-", "")
+    fourth = await register(device_app, {"Authorization": f"Code {typed}"}, explicit)
     assert fourth.status_code == 201, fourth.text
     names = {device["name"] for device in (await tenant.get("/v1/devices")).json()}
     assert names == {NAME, "Pixel 7"}

@@ -52,7 +52,7 @@ async def paired(tenant: httpx.AsyncClient) -> dict[str, Any]:
 async def test_three_phones_join_by_token_login_and_code(tenant: httpx.AsyncClient) -> None:
     pairing = await paired(tenant)
     assert pairing["token"].startswith("tbp_")
-    assert re.fullmatch(r"\d{6}", pairing["code"])
+    assert re.fullmatch(r"\d{5}-\d{5}-\d{5}", pairing["code"])
 
     first = await register(tenant, f"Bearer {pairing['token']}")
     assert first.status_code == 201, first.text

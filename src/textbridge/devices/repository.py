@@ -132,7 +132,7 @@ class DeviceRepository:
 
     async def forget_spent(self, digest: str, now: datetime) -> None:
         """Drop an expired or used credential with this digest, so its code can be issued
-        again (six digits come round)."""
+        again (digests are unique)."""
         await self.session.execute(
             delete(DeviceCredential).where(
                 DeviceCredential.digest == digest,

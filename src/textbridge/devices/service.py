@@ -6,6 +6,13 @@ A phone registers in one of three ways, as the app does: with the account's pair
 (``Basic``; made when the first phone registers, shown to it once) or with a one-time code
 (``Code``; from the pairing call or ``GET /user/code``). It gets its own bearer token back,
 stored as a digest like an API key.
+
+Guessing is bounded three ways, each counting failures in moving windows (and attempts still
+being checked as failures, so parallel guesses cannot outrun a limit): per client address
+(``DEVICE_AUTH_LIMIT``), per account once a login names it (the same limit), and for codes
+across every address (``DEVICE_CODE_FAILURE_LIMIT``), since a code names no account before it
+matches. A code is 15 digits: 2^49.8, so the guesses a whole day at the global limit allows
+(86,400 at 60 a minute) find one of even 10,000 live codes with a chance under 10^-6.
 """
 
 from __future__ import annotations
@@ -16,7 +23,9 @@ import hmac
 import secrets
 import string
 import time
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -51,6 +60,10 @@ PAIRING_TOKEN_PREFIX = "tbp_"  # noqa: S105 (a prefix, not a secret)
 DEVICE_TOKEN_PREFIX = "tbd_"  # noqa: S105
 PAIRING_LIFETIME = timedelta(hours=24)
 CODE_LIFETIME = timedelta(minutes=10)
+# One-time codes are digits only: the app's code field is a number field (inputType
+# number|numberPassword), so letters and dashes cannot be typed there. Shown in groups of five.
+CODE_DIGITS = 15
+CODE_GROUP = 5
 _ALPHANUMERIC = string.ascii_letters + string.digits
 _HASHER = PasswordHasher()
 
@@ -108,31 +121,74 @@ def _random(length: int, alphabet: str = _ALPHANUMERIC) -> str:
     return "".join(secrets.choice(alphabet) for _ in range(length))
 
 
-def _code_digest(settings: Settings, code: str) -> str:
-    # Six digits: a plain hash would be reversed at once, so keyed with the server's secret.
-    return sign(settings.resolved_secret_key, f"device-code:{code}".encode())
+def _new_code() -> str:
+    digits = _random(CODE_DIGITS, string.digits)
+    return "-".join(digits[i : i + CODE_GROUP] for i in range(0, CODE_DIGITS, CODE_GROUP))
+
+
+def _typed_code(typed: str) -> str | None:
+    """A code's digits as typed: with or without its dashes (or spaces); ``None`` when it
+    cannot be a code."""
+    digits = typed.replace("-", "").replace(" ", "")
+    if len(digits) == CODE_DIGITS and digits.isascii() and digits.isdigit():
+        return digits
+    return None
+
+
+def _code_digest(settings: Settings, digits: str) -> str:
+    # A plain hash of 15 digits falls to one GPU in about a day: keyed with the server's secret.
+    return sign(settings.resolved_secret_key, f"device-code:{digits}".encode())
+
+
+class Failures:
+    """Failed attempts per key in ``limits``' moving windows, in this process's memory.
+
+    An attempt is admitted only while the failures in each window, plus the attempts still
+    being checked, stay under the limit: counting after the check alone let a burst of
+    parallel guesses all pass the test before the first failure was counted."""
+
+    def __init__(self) -> None:
+        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+        self._checking: Counter[tuple[str, ...]] = Counter()
+
+    @contextmanager
+    def guard(self, limit: str, key: tuple[str, ...], refusal: str) -> Iterator[None]:
+        """One attempt under ``limit`` ("N/period;..."): a 429 saying ``refusal`` when the
+        key's budget is spent; an ``Unauthorized`` from the block counts as a failure."""
+        items = parse_many(limit)
+        for item in items:
+            stats = self._limiter.get_window_stats(item, *key)
+            if stats.remaining - self._checking[key] <= 0:
+                raise TooManyRequests(refusal, retry_after=max(stats.reset_time - time.time(), 1))
+        self._checking[key] += 1
+        try:
+            yield
+        except Unauthorized:
+            for item in items:
+                self._limiter.hit(item, *key)
+            raise
+        finally:
+            self._checking[key] -= 1
+            if not self._checking[key]:
+                del self._checking[key]
 
 
 class DeviceService:
     def __init__(self) -> None:
-        self._failures = MovingWindowRateLimiter(MemoryStorage())
+        self._failures = Failures()
 
     def forget(self) -> None:
-        self._failures = MovingWindowRateLimiter(MemoryStorage())
+        self._failures = Failures()
 
-    def _admit(self, client_ip: str | None, settings: Settings) -> None:
-        """Refuse an address whose credentials failed too often (``DEVICE_AUTH_LIMIT``)."""
-        for item in parse_many(settings.device_auth_limit):
-            if not self._failures.test(item, "device-auth", client_ip or "?"):
-                reset = self._failures.get_window_stats(item, "device-auth", client_ip or "?")
-                raise TooManyRequests(
-                    "too many failed attempts from this address; try again later",
-                    retry_after=reset.reset_time - time.time(),
-                )
-
-    def _failed(self, client_ip: str | None, settings: Settings) -> None:
-        for item in parse_many(settings.device_auth_limit):
-            self._failures.hit(item, "device-auth", client_ip or "?")
+    def _from_address(
+        self, client_ip: str | None, settings: Settings
+    ) -> AbstractContextManager[None]:
+        """Failed credentials per client address (``DEVICE_AUTH_LIMIT``)."""
+        return self._failures.guard(
+            settings.device_auth_limit,
+            ("address", client_ip or "?"),
+            "too many failed attempts from this address; try again later",
+        )
 
     # Pairing --------------------------------------------------------------------------------
 
@@ -162,12 +218,8 @@ class DeviceService:
         settings: Settings,
     ) -> tuple[str, datetime]:
         """``GET /user/code``: a one-time code for the account whose login this is."""
-        self._admit(client_ip, settings)
-        try:
-            login = await self._basic(session, authorization)
-        except Unauthorized:
-            self._failed(client_ip, settings)
-            raise
+        with self._from_address(client_ip, settings):
+            login = await self._basic(session, authorization, settings)
         return await self._code(session, login.account_id, settings, utcnow())
 
     async def _code(
@@ -175,12 +227,12 @@ class DeviceService:
     ) -> tuple[str, datetime]:
         repository = DeviceRepository(session)
         for _ in range(20):
-            code = _random(6, string.digits)
-            digest = _code_digest(settings, code)
+            code = _new_code()
+            digest = _code_digest(settings, code.replace("-", ""))
             await repository.forget_spent(digest, now)
             if not await repository.digest_taken(digest):
                 break
-        else:  # pragma: no cover - a million codes live at once
+        else:  # pragma: no cover - 10^15 codes live at once
             raise ValidationFailed("too many live codes; try again later")
         expires_at = now + CODE_LIFETIME
         repository.add(
@@ -207,12 +259,8 @@ class DeviceService:
         client_ip: str | None,
         settings: Settings,
     ) -> Registered:
-        self._admit(client_ip, settings)
-        try:
+        with self._from_address(client_ip, settings):
             account_id, login, password = await self._registrant(session, authorization, settings)
-        except Unauthorized:
-            self._failed(client_ip, settings)
-            raise
         now = utcnow()
         repository = DeviceRepository(session)
         token = DEVICE_TOKEN_PREFIX + secrets.token_urlsafe(32)
@@ -248,17 +296,15 @@ class DeviceService:
         scheme, value = scheme.lower(), value.strip()
         made_password = None
         if scheme == "basic":
-            login = await self._basic(session, authorization)
+            login = await self._basic(session, authorization, settings)
             account_id = login.account_id
         elif scheme in ("bearer", "code") and value:
-            kind = "token" if scheme == "bearer" else "code"
-            digest = hash_api_key(value) if kind == "token" else _code_digest(settings, value)
-            credential = await repository.credential(kind, digest, now)
-            if credential is None:
-                what = "pairing token" if kind == "token" else "code"
-                raise Unauthorized(f"unknown or expired {what}")
-            if kind == "code":
-                credential.used_at = now
+            if scheme == "bearer":
+                credential = await repository.credential("token", hash_api_key(value), now)
+                if credential is None:
+                    raise Unauthorized("unknown or expired pairing token")
+            else:
+                credential = await self._code_credential(repository, value, settings, now)
             account_id = credential.account_id
             existing = await repository.login_of(account_id)
             if existing is not None:
@@ -277,7 +323,28 @@ class DeviceService:
             raise Unauthorized("send 'Authorization: Bearer <pairing token>', Basic or Code")
         return account_id, login, made_password
 
-    async def _basic(self, session: AsyncSession, authorization: str) -> DeviceLogin:
+    async def _code_credential(
+        self, repository: DeviceRepository, typed: str, settings: Settings, now: datetime
+    ) -> DeviceCredential:
+        """The live code typed, now used; failures count across all addresses."""
+        with self._failures.guard(
+            settings.device_code_failure_limit,
+            ("code",),
+            "too many wrong one-time codes lately; try again later, or register with the "
+            "pairing token or the login",
+        ):
+            digits = _typed_code(typed)
+            found = None
+            if digits is not None:
+                found = await repository.credential("code", _code_digest(settings, digits), now)
+            if found is None:
+                raise Unauthorized("unknown or expired code")
+        found.used_at = now
+        return found
+
+    async def _basic(
+        self, session: AsyncSession, authorization: str, settings: Settings
+    ) -> DeviceLogin:
         scheme, _, value = authorization.partition(" ")
         if scheme.lower() != "basic":
             raise Unauthorized("send 'Authorization: Basic <login:password>'")
@@ -286,8 +353,16 @@ class DeviceService:
         except (binascii.Error, UnicodeDecodeError) as exc:
             raise Unauthorized("the Basic credentials are not base64 of login:password") from exc
         login = await DeviceRepository(session).login(login_name)
-        if login is None or not _password_ok(login, password):
+        if login is None:
             raise Unauthorized("wrong login or password")
+        # The account is known: its failures count from every address too.
+        with self._failures.guard(
+            settings.device_auth_limit,
+            ("login", login.account_id),
+            "too many failed attempts for this login; try again later",
+        ):
+            if not _password_ok(login, password):
+                raise Unauthorized("wrong login or password")
         return login
 
     # The phone ------------------------------------------------------------------------------
