@@ -77,3 +77,18 @@ class TooManyRequests(TextbridgeError):
     @property
     def headers(self) -> dict[str, str]:
         return {"Retry-After": str(max(1, round(self.retry_after)))}
+
+
+class DatabaseUnavailable(TextbridgeError):
+    """The database could not be reached or written in time: nothing was written; the caller
+    may try again (``Retry-After``)."""
+
+    status_code = 503
+    code = "database_unavailable"
+
+    def __init__(self) -> None:
+        super().__init__("the database is unavailable right now; nothing was changed, try again")
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": "5"}

@@ -37,7 +37,7 @@ class Runtime:
         billing.forget()
         verifications.forget()
         devices.forget()
-        db = Database(settings.resolved_database_url)
+        db = Database(settings.resolved_database_url, timeout=settings.database_timeout_seconds)
         channels = Channels.from_settings(settings, DeviceChannel(db, settings))
         worker = Worker(db, channels, settings) if settings.role is not Role.API else None
         writer = AcceptanceWriter(db, on_commit=messages.wakeup.set)

@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     port: int = Field(default=8080, ge=0, le=65535)
     data_dir: Path = Path(".textbridge")
     database_url: str | None = None
+    # The longest a request waits on the database (a pooled connection, a connection, a
+    # statement's answer, SQLite's write lock) before it answers 503 with Retry-After.
+    database_timeout_seconds: float = Field(default=5.0, gt=0)
     admin_api_key: str | None = None
     secret_key: str | None = None
     role: Role = Role.ALL

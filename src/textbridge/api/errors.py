@@ -17,7 +17,8 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from textbridge.errors import TextbridgeError, ValidationFailed
+from textbridge.db.engine import UNAVAILABLE_KINDS, unavailable
+from textbridge.errors import DatabaseUnavailable, TextbridgeError, ValidationFailed
 
 log = structlog.get_logger(__name__)
 
@@ -146,6 +147,22 @@ def install(app: FastAPI) -> None:
         error.status_code = exc.status_code  # type: ignore[misc]
         error.code = _HTTP_CODES.get(exc.status_code, "http_error")  # type: ignore[misc]
         return render(request, error)
+
+    async def _database(request: Request, exc: Exception) -> Response:
+        if not unavailable(exc):
+            return await _bug(request, exc)
+        # Not a bug: the database is down, full or silent. Handled here rather than by the
+        # catch-all below, whose middleware raises the error again after answering.
+        log.warning(
+            "database unavailable",
+            path=request.url.path,
+            method=request.method,
+            reason=f"{type(exc).__name__}: {exc}"[:200],
+        )
+        return render(request, DatabaseUnavailable())
+
+    for kind in UNAVAILABLE_KINDS:
+        app.add_exception_handler(kind, _database)
 
     @app.exception_handler(Exception)
     async def _bug(request: Request, exc: Exception) -> Response:

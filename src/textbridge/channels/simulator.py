@@ -40,6 +40,7 @@ from textbridge.channels.base import (
     SendResult,
     StatusReport,
 )
+from textbridge.db.engine import log_failure
 from textbridge.kit.clock import utcnow
 from textbridge.models import MessageStatus, MessageType
 from textbridge.settings import Settings
@@ -226,9 +227,11 @@ class SimulatorChannel:
                         for message_id, (status, code, text) in due
                     ]
                 )
-            except Exception:
+            except Exception as exc:
                 # Put them back and try again shortly: a report is owed until it is recorded.
-                log.exception("simulator could not record reports; retrying", count=len(due))
+                log_failure(
+                    log, "simulator could not record reports; retrying", exc, count=len(due)
+                )
                 for message_id, outcome in due:
                     self._push(time.monotonic() + 1.0, message_id, outcome)
                 await asyncio.sleep(1.0)

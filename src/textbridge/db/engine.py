@@ -10,7 +10,8 @@ from typing import Any, TypeVar
 import structlog
 from sqlalchemy import event, make_url, text
 from sqlalchemy.engine.interfaces import DBAPIConnection
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, InterfaceError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -28,24 +29,36 @@ T = TypeVar("T")
 class Database:
     """Owns the engine; hands out sessions. The caller of ``transaction()`` owns the commit."""
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(self, url: str, *, echo: bool = False, timeout: float = 5.0) -> None:
+        """``timeout`` bounds each wait on the database: for a connection from the pool, to
+        connect, for a statement's answer (PostgreSQL), for another process's write lock
+        (SQLite). A database that is down, full or unreachable then fails a request within
+        it (a 503, ``unavailable``) instead of hanging it: with no timeout anywhere, a
+        partition held every request for as long as it lasted."""
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
-        kwargs: dict[str, Any] = {"echo": echo}
+        self.timeout = timeout
+        kwargs: dict[str, Any] = {"echo": echo, "pool_timeout": timeout}
         if self.is_sqlite:
             # One connection: SQLite has one writer at a time anyway, and queueing on our pool
             # is fair and instant where SQLite's busy handler sleeps and retries.
             kwargs.update(
                 pool_size=1,
                 max_overflow=0,
-                pool_timeout=60,
                 async_creator=sqlite_connector(make_url(url).database or ":memory:"),
             )
         else:
-            kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=False)
+            kwargs.update(
+                pool_size=10,
+                max_overflow=10,
+                pool_pre_ping=False,
+                # asyncpg's own deadlines, checked on the client: a server that does not
+                # answer at all (a partition) trips them as surely as a slow one.
+                connect_args={"timeout": timeout, "command_timeout": timeout},
+            )
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         if self.is_sqlite:
-            _configure_sqlite(self.engine)
+            _configure_sqlite(self.engine, busy_ms=round(timeout * 1000))
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
 
     @asynccontextmanager
@@ -75,11 +88,15 @@ class Database:
                 await asyncio.sleep(0.01 * 2**attempt)
         raise AssertionError("unreachable")
 
-    async def ping(self) -> bool:
+    async def writable(self) -> bool:
+        """Whether a transaction can write now, found by writing: a database that answers
+        reads can still refuse writes (a full disk). The write changes nothing, on the one
+        row nothing else writes but a migration (``alembic_version``)."""
         try:
-            async with self.engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
-        except Exception:
+            async with asyncio.timeout(self.timeout), self.transaction() as session:
+                await session.execute(text("UPDATE alembic_version SET version_num = version_num"))
+        except Exception as exc:
+            log.warning("database not writable", reason=f"{type(exc).__name__}: {exc}"[:200])
             return False
         return True
 
@@ -87,7 +104,7 @@ class Database:
         await self.engine.dispose()
 
 
-def _configure_sqlite(engine: AsyncEngine) -> None:
+def _configure_sqlite(engine: AsyncEngine, *, busy_ms: int) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
         # Let us issue BEGIN ourselves (below) instead of pysqlite's implicit, deferred one.
@@ -98,7 +115,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
         cursor.execute("PRAGMA temp_store=MEMORY")
         cursor.close()
 
@@ -114,6 +131,51 @@ def _is_transient(exc: DBAPIError) -> bool:
     if code in ("40P01", "40001"):  # deadlock detected, serialization failure
         return True
     return "database is locked" in str(exc.orig)
+
+
+# PostgreSQL's classes of "the server cannot do it now": connection exceptions (08), no
+# resources (53: disk full, out of memory, too many connections), shutting down or starting
+# up (57P01-57P03), a statement cancelled by its timeout (57014).
+_UNAVAILABLE_SQLSTATES = ("08", "53", "57P01", "57P02", "57P03", "57014")
+_UNAVAILABLE_SQLITE = (
+    "database or disk is full",
+    "disk i/o error",
+    "database is locked",
+    "unable to open database file",
+)
+
+
+# The exceptions ``unavailable`` looks into.
+UNAVAILABLE_KINDS: tuple[type[Exception], ...] = (OSError, SQLAlchemyTimeoutError, DBAPIError)
+
+
+def unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database could not be reached or written (down, refusing,
+    silent past the timeout, full, locked too long), as opposed to a bug in a query: the
+    one a request answers with 503 and the other 500."""
+    if isinstance(exc, OSError | SQLAlchemyTimeoutError | InterfaceError):
+        # asyncpg raises its connection and timeout errors unwrapped (OSError includes
+        # TimeoutError); the pool's own timeout; a connection found closed.
+        return True
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated or isinstance(exc.orig, OSError):
+            return True
+        state = str(getattr(exc.orig, "sqlstate", "") or "")
+        if state and state.startswith(_UNAVAILABLE_SQLSTATES):
+            return True
+        message = str(exc.orig).lower()
+        return any(reason in message for reason in _UNAVAILABLE_SQLITE)
+    return False
+
+
+def log_failure(logger: Any, event: str, exc: BaseException, **fields: Any) -> None:
+    """A background loop's failed round: one warning line while the database is unavailable
+    (an outage is no bug, and a traceback every second of it says nothing more), the
+    traceback otherwise."""
+    if unavailable(exc):
+        logger.warning(event, reason=f"{type(exc).__name__}: {exc}"[:200], **fields)
+    else:
+        logger.error(event, exc_info=exc, **fields)
 
 
 def after_commit(session: AsyncSession, callback: Callable[[], None]) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 import structlog
 
-from textbridge.db.engine import Database
+from textbridge.db.engine import Database, log_failure
 
 log = structlog.get_logger(__name__)
 
@@ -29,8 +29,8 @@ async def listen(
     while True:
         try:
             await _listen_once(db, channel, on_notify, on_connect)
-        except Exception:
-            log.exception("lost the LISTEN connection; reconnecting", channel=channel)
+        except Exception as exc:
+            log_failure(log, "lost the LISTEN connection; reconnecting", exc, channel=channel)
         await asyncio.sleep(1.0)
 
 

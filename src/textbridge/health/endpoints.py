@@ -30,10 +30,10 @@ class Health(BaseModel):
 
 @router.get("/health", response_model=Health)
 async def health(runtime: RuntimeDep, response: Response) -> Health:
-    """Is the database reachable, how deep is the queue, how old is its oldest message."""
+    """Can the database be written, how deep is the queue, how old is its oldest message."""
     depth: int | None = None
     oldest: float | None = None
-    database = await runtime.db.ping()
+    database = await runtime.db.writable()
     if database:
         async with runtime.db.transaction() as session:
             figures = await messages.queue_figures(session)

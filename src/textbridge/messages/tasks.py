@@ -29,6 +29,7 @@ from textbridge.channels import (
     StatusReport,
 )
 from textbridge.db import Database
+from textbridge.db.engine import log_failure
 from textbridge.db.listen import listen
 from textbridge.devices.service import devices
 from textbridge.idempotency.service import idempotency
@@ -76,8 +77,8 @@ class Dispatcher:
         while True:
             try:
                 handled = await self.dispatch_once()
-            except Exception:
-                log.exception("dispatch iteration failed")
+            except Exception as exc:
+                log_failure(log, "dispatch iteration failed", exc)
                 handled = 0
                 await asyncio.sleep(1.0)
             if handled == 0:
@@ -301,8 +302,8 @@ class Housekeeping:
         while True:
             try:
                 await self.run_once()
-            except Exception:
-                log.exception("housekeeping iteration failed")
+            except Exception as exc:
+                log_failure(log, "housekeeping iteration failed", exc)
             await asyncio.sleep(self.settings.maintenance_interval_seconds)
 
     async def run_once(self) -> None:

@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from textbridge.billing.service import Charge, billing
 from textbridge.contacts.service import contacts
 from textbridge.db import Database
+from textbridge.db.engine import unavailable
 from textbridge.errors import TextbridgeError
 from textbridge.events.service import EventType, record_for_messages
 from textbridge.idempotency.service import StoredAnswer, idempotency
@@ -127,6 +128,12 @@ class AcceptanceWriter:
             async with self.db.transaction() as session:
                 outcomes = await _apply(session, batch)
         except Exception as exc:
+            if unavailable(exc):
+                # The database, not a request, is at fault: one by one would only make each
+                # wait its own timeout. Every request answers 503.
+                for acceptance in batch:
+                    _settle(acceptance, exc)
+                return
             if len(batch) > 1:
                 for acceptance in batch:
                     await self._write([acceptance])

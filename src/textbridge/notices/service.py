@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from textbridge.accounts.schemas import settings_of
 from textbridge.accounts.service import accounts
 from textbridge.db import Database
+from textbridge.db.engine import log_failure
 from textbridge.kit.clock import utcnow
 from textbridge.kit.ids import new_id
 from textbridge.models import Notice
@@ -58,8 +59,8 @@ class Mailer:
         while True:
             try:
                 await self.send_once()
-            except Exception:
-                log.exception("sending notices failed")
+            except Exception as exc:
+                log_failure(log, "sending notices failed", exc)
             await asyncio.sleep(self.settings.notice_poll_seconds)
 
     async def send_once(self) -> int:

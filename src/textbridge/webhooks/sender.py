@@ -24,6 +24,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from textbridge.db import Database
+from textbridge.db.engine import log_failure
 from textbridge.kit.clock import utcnow
 from textbridge.kit.ids import new_id
 from textbridge.kit.secrets import sign_webhook
@@ -99,8 +100,8 @@ class WebhookSender:
             while True:
                 try:
                     handled = await self.send_once(http)
-                except Exception:
-                    log.exception("webhook round failed")
+                except Exception as exc:
+                    log_failure(log, "webhook round failed", exc)
                     handled = 0
                     await asyncio.sleep(1.0)
                 if handled == 0:
