@@ -158,6 +158,7 @@ def _usage_error(message: str) -> NoReturn:
 def worker(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
     """Run only the background workers (dispatch, scheduler, housekeeping)."""
     from textbridge.bootstrap import bootstrap, migrate
+    from textbridge.channels.registry import SIMULATOR_WARNING
     from textbridge.runtime import Runtime
 
     async def work(settings: Settings) -> None:
@@ -171,6 +172,8 @@ def worker(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
             loop.add_signal_handler(sig, stop.set)
         await runtime.start()
         typer.echo("worker running; Ctrl-C to stop")
+        if runtime.channels.simulating:
+            typer.echo(f"WARNING: {SIMULATOR_WARNING}", err=True)
         await stop.wait()
         await runtime.stop()
 

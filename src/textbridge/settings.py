@@ -29,6 +29,10 @@ class Dialect(StrEnum):
 
 
 class Environment(StrEnum):
+    """The profile (``TEXTBRIDGE_ENV``). Development, the default: the simulator takes what
+    has no real route, logs are for people. Production: no simulator unless
+    ``SIMULATOR_ENABLED``, a placeholder ``SECRET_KEY`` is refused, logs are JSON lines."""
+
     DEVELOPMENT = "development"
     PRODUCTION = "production"
 
@@ -78,6 +82,10 @@ class Settings(BaseSettings):
     default_ttl_seconds: int = Field(default=72 * 3600, ge=1)
     max_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=1)
     max_schedule_days: int = Field(default=365, ge=1)
+
+    # /metrics answers a scraper sending this as its bearer token (Prometheus's
+    # ``authorization: credentials``); unset, it answers no one (its counts span all accounts).
+    metrics_token: str | None = None
 
     # Webhooks.
     webhook_allow_private: bool = False  # deliver to private, loopback, link-local addresses
@@ -170,8 +178,14 @@ class Settings(BaseSettings):
     retry_max_seconds: float = Field(default=600.0, gt=0)
     maintenance_interval_seconds: float = Field(default=1.0, gt=0)
 
-    # Simulator channel.
-    simulator_enabled: bool = True
+    # How often a message no channel can take now (no phone, no carrier: error no_route) is
+    # looked at again; it waits queued, without spending attempts, until its ttl ends.
+    no_route_recheck_seconds: float = Field(default=30.0, gt=0)
+
+    # Simulator channel: a pretend carrier that "delivers" everything. Unset: on in the
+    # development profile, off in production, where a message with no real route waits
+    # instead of ending delivered without ever leaving. True or false wins over the profile.
+    simulator_enabled: bool | None = None
     simulator_delivery_delay_ms: int = Field(default=1000, ge=0)
     simulator_send_latency_ms: int = Field(default=0, ge=0)
     simulator_loss_rate: float = Field(default=0.0, ge=0.0, le=1.0)
@@ -191,7 +205,7 @@ class Settings(BaseSettings):
                 return "postgresql+asyncpg://" + value.removeprefix(plain)
         return value
 
-    @field_validator("tls_cert", "tls_key", mode="before")
+    @field_validator("tls_cert", "tls_key", "simulator_enabled", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
@@ -217,6 +231,13 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'textbridge.db').resolve()}"
+
+    @property
+    def simulator_active(self) -> bool:
+        """Whether this process runs the simulator: as set, else by the profile."""
+        if self.simulator_enabled is not None:
+            return self.simulator_enabled
+        return self.env is Environment.DEVELOPMENT
 
     @property
     def is_sqlite(self) -> bool:

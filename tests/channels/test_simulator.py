@@ -21,7 +21,7 @@ from textbridge.channels.registry import Channels, load_factories
 from textbridge.channels.simulator import SimulatorChannel, SimulatorConfig
 from textbridge.kit.clock import utcnow
 from textbridge.models import MessageStatus, MessageType
-from textbridge.settings import Settings
+from textbridge.settings import Environment, Settings
 
 
 class Collector:
@@ -148,6 +148,23 @@ def test_registry_builds_the_simulator_and_routes_by_type() -> None:
     assert (
         Channels.from_settings(Settings(simulator_enabled=False)).route(MessageType.PLAIN) is None
     )
+
+
+def test_the_profile_decides_whether_the_simulator_runs_unless_it_is_set(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def simulator(settings: Settings) -> bool:
+        return Channels.from_settings(settings).get("simulator") is not None
+
+    production = Environment.PRODUCTION
+    assert simulator(Settings())  # development, the default
+    assert not simulator(Settings(env=production))
+    assert simulator(Settings(env=production, simulator_enabled=True))
+    assert not simulator(Settings(simulator_enabled=False))
+    monkeypatch.setenv("TEXTBRIDGE_ENV", "production")
+    monkeypatch.setenv("TEXTBRIDGE_SIMULATOR_ENABLED", "")  # unset: by the profile
+    assert not simulator(Settings())
+    assert not Channels.from_settings(Settings()).simulating
 
 
 def test_a_broken_channel_plugin_is_skipped(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -3,8 +3,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import httpx
+from structlog.testing import capture_logs
 
-from tests.conftest import wait_for
+from tests.conftest import client_of, wait_for
+from textbridge.channels.registry import SIMULATOR_WARNING
+from textbridge.db import Database
+from textbridge.settings import Environment, Settings
 
 
 async def test_health_reports_database_queue_and_channels(client: httpx.AsyncClient) -> None:
@@ -14,8 +18,27 @@ async def test_health_reports_database_queue_and_channels(client: httpx.AsyncCli
     assert body["status"] == "ok"
     assert body["database"] is True
     assert body["channels"] == {"simulator": True, "device": True}
+    assert body["simulator"] is True  # development: said loudly
+    assert body["warnings"] == [SIMULATOR_WARNING]
     assert body["queue_depth"] == 0
     assert body["oldest_queued_seconds"] is None
+
+
+async def test_production_has_no_simulator_and_the_start_up_log_says_when_it_has(
+    settings: Settings, db: Database
+) -> None:
+    production = Environment.PRODUCTION
+    with capture_logs() as logs:
+        async with client_of(settings, env=production) as client:
+            body = (await client.get("/health")).json()
+    assert body["channels"] == {"device": True}
+    assert (body["status"], body["simulator"], body["warnings"]) == ("ok", False, [])
+    assert SIMULATOR_WARNING not in [entry["event"] for entry in logs]
+    with capture_logs() as logs:
+        async with client_of(settings, env=production, simulator_enabled=True) as client:
+            assert (await client.get("/health")).json()["simulator"] is True
+    warned = [entry for entry in logs if entry["event"] == SIMULATOR_WARNING]
+    assert [entry["log_level"] for entry in warned] == ["warning"]
 
 
 async def test_health_counts_scheduled_work_only_once_due(client: httpx.AsyncClient) -> None:

@@ -16,6 +16,7 @@ from textbridge.api import errors
 from textbridge.api.guard import RequestGuard
 from textbridge.billing.endpoints import router as billing_router
 from textbridge.bootstrap import bootstrap, migrate
+from textbridge.channels.registry import SIMULATOR_WARNING
 from textbridge.contacts.endpoints import router as contacts_router
 from textbridge.devices import mobile
 from textbridge.devices.endpoints import router as devices_router
@@ -53,6 +54,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             database=runtime.db.engine.url.render_as_string(hide_password=True),
             channels=[channel.name for channel in runtime.channels],
         )
+        if runtime.channels.simulating:
+            log.warning(SIMULATOR_WARNING)
         try:
             yield
         finally:

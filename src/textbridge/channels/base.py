@@ -77,11 +77,13 @@ class SendResult:
         return cls(message_id, Outcome.ASSIGNED, device_id=device_id, sim_card_id=sim_card_id)
 
     @classmethod
-    def wait(cls, message_id: str, reason: str, retry_after: float) -> SendResult:
+    def wait(
+        cls, message_id: str, reason: str, retry_after: float, *, code: str = "senders_busy"
+    ) -> SendResult:
         return cls(
             message_id,
             Outcome.WAIT,
-            error_code="senders_busy",
+            error_code=code,
             error_message=reason,
             retry_after=retry_after,
         )

@@ -21,6 +21,11 @@ log = structlog.get_logger(__name__)
 
 ChannelFactory = Callable[[Settings], Channel]
 
+SIMULATOR_WARNING = (
+    "THE SIMULATOR IS ACTIVE: messages with no phone or carrier to go through are not sent "
+    "to anyone, yet end delivered and charged. Production: TEXTBRIDGE_ENV=production"
+)
+
 BUILTIN: dict[str, ChannelFactory] = {
     ChannelKind.SIMULATOR: SimulatorChannel.from_settings,
 }
@@ -48,7 +53,7 @@ class Channels:
         channel, which needs the database)."""
         factories = load_factories()
         enabled: list[Channel] = []
-        if settings.simulator_enabled:
+        if settings.simulator_active:
             enabled.append(factories[ChannelKind.SIMULATOR](settings))
         return cls([*enabled, *extra])
 
@@ -58,11 +63,32 @@ class Channels:
     def get(self, name: str) -> Channel | None:
         return self._by_name.get(name)
 
-    def route(self, message_type: MessageType) -> Channel | None:
-        """The channel for a new message: the first able to carry its type.
+    @property
+    def simulating(self) -> bool:
+        """Whether the simulator is one of them: messages may "go" nowhere."""
+        return any(channel.kind is ChannelKind.SIMULATOR for channel in self)
 
-        The device channel is never a default: the dispatcher gives it the messages of
-        accounts that have phones."""
+    def carries(self, message_type: MessageType) -> bool:
+        """Whether any channel here, phones included, can send this type at all."""
+        return any(message_type in channel.capabilities.message_types for channel in self)
+
+    def route(
+        self, message_type: MessageType, *, named: str | None = None, phones: bool = False
+    ) -> Channel | None:
+        """The channel a message goes through now, the one place that decides it.
+
+        The channel it names (``named``: asked for, or ``device`` for one a phone had) if this
+        process has it; else, when its account has ``phones``, the device channel; else the
+        first other channel able to carry its type (the simulator, where it runs). A message
+        named ``device`` whose account has no phones any more is routed as any other message
+        of an account without phones. None: nothing can take it now (it waits, ``no_route``)."""
+        if named == ChannelKind.DEVICE and not phones:
+            named = None
+        if named is not None and (chosen := self._by_name.get(named)) is not None:
+            return chosen
+        device = self._by_name.get(ChannelKind.DEVICE)
+        if phones and device is not None and message_type in device.capabilities.message_types:
+            return device
         for channel in self._by_name.values():
             if channel.kind is ChannelKind.DEVICE:
                 continue

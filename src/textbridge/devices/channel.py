@@ -33,7 +33,7 @@ from textbridge.settings import Settings
 
 _WAIT = 5.0  # seconds before a message no SIM could take is tried again
 # An account seen without phones is believed so this long (a first phone counts for
-# TextLink's "queued" answer that much later; routing always asks) ...
+# TextLink's "queued" answer and a send's "channel" that much later; routing always asks) ...
 _PHONELESS_SECONDS = 10.0
 _PHONELESS_KEPT = 10_000  # ... and this many such accounts are remembered
 
@@ -134,6 +134,26 @@ class DeviceChannel:
         accounts = {message.account_id for message in messages}
         return choose(messages, await self.db.run(lambda session: self._senders(session, accounts)))
 
+    async def has_phones(self, account_id: str) -> bool:
+        """Whether the account has phones, so that routing gives its messages here (an account
+        found without any is believed so for ``_PHONELESS_SECONDS``)."""
+        checked = self._phoneless.get(account_id)
+        if checked is not None and monotonic() - checked < _PHONELESS_SECONDS:
+            return False
+
+        async def ask(session: Any) -> bool:
+            if await DeviceRepository(session).accounts_with_devices({account_id}):
+                return True
+            self._remember_phoneless(account_id)
+            return False
+
+        return await self.db.run(ask)
+
+    def _remember_phoneless(self, account_id: str) -> None:
+        if len(self._phoneless) >= _PHONELESS_KEPT:
+            self._phoneless.clear()
+        self._phoneless[account_id] = monotonic()
+
     async def can_take_now(self, account_id: str, sim_card_id: int | None) -> bool | None:
         """Whether a SIM of the account's phones could take a message now (the one it pins,
         if that is the account's), by the rules of ``send``: TextLink's ``queued`` when not.
@@ -145,9 +165,7 @@ class DeviceChannel:
 
         async def ask(session: Any) -> bool | None:
             if not await DeviceRepository(session).accounts_with_devices({account_id}):
-                if len(self._phoneless) >= _PHONELESS_KEPT:
-                    self._phoneless.clear()
-                self._phoneless[account_id] = monotonic()
+                self._remember_phoneless(account_id)
                 return None
             senders = await self._senders(session, {account_id})
             return bool(able(account_id, sim_card_id, {s.id: s for s in senders}))

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from fastapi import Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Gauge, generate_latest
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from textbridge import __version__
 from textbridge.api.deps import RuntimeDep
 from textbridge.api.routing import make_router
+from textbridge.channels.registry import SIMULATOR_WARNING
 from textbridge.messages.service import messages
 
 router = make_router(tags=["health"])
@@ -24,6 +25,11 @@ class Health(BaseModel):
     database: bool
     role: str
     channels: dict[str, bool]
+    simulator: bool = Field(
+        description="The simulator is one of the channels: what has no phone or carrier to go "
+        "through is not sent to anyone, yet ends delivered"
+    )
+    warnings: list[str] = Field(description="What an operator must know, e.g. the simulator")
     queue_depth: int | None
     oldest_queued_seconds: float | None
 
@@ -48,6 +54,8 @@ async def health(runtime: RuntimeDep, response: Response) -> Health:
         database=database,
         role=runtime.settings.role.value,
         channels=channels,
+        simulator=runtime.channels.simulating,
+        warnings=[SIMULATOR_WARNING] if runtime.channels.simulating else [],
         queue_depth=depth,
         oldest_queued_seconds=oldest,
     )

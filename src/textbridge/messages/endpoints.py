@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import partial
 from typing import Annotated
 
 from fastapi import Header, Query, Request, Response
@@ -66,10 +67,12 @@ async def send_messages(
         extra=body.type_fields(),
         channel=body.channel,
     )
+    routed = await messages.routed_now(caller, body.type, body.channel, runtime.channels)
+    render = partial(_stored_answer, channel=routed)
     idempotent = None
     if idempotency_key is not None:
         request_hash = fingerprint("POST", request.url.path, await request.body())
-        idempotent = IdempotentRequest(idempotency_key, request_hash, _stored_answer)
+        idempotent = IdempotentRequest(idempotency_key, request_hash, render)
     outcome = await messages.send(
         caller,
         command,
@@ -78,17 +81,17 @@ async def send_messages(
         writer=runtime.writer,
         idempotent=idempotent,
     )
-    answer = outcome if isinstance(outcome, StoredAnswer) else _stored_answer(outcome)
+    answer = outcome if isinstance(outcome, StoredAnswer) else render(outcome)
     return Response(answer.body, status_code=answer.status_code, media_type=JSON)
 
 
-def _stored_answer(accepted: Accepted) -> StoredAnswer:
+def _stored_answer(accepted: Accepted, *, channel: str | None) -> StoredAnswer:
     answer = SendAnswer(
         batch_id=accepted.batch_id,
         status=MessageStatus.ACCEPTED if accepted.scheduled else MessageStatus.QUEUED,
         count=len(accepted.messages),
         total_price=from_micros(accepted.total_price_micros),
-        messages=[accepted_message(row) for row in accepted.messages],
+        messages=[accepted_message(row, channel) for row in accepted.messages],
     )
     return StoredAnswer(202, answer.model_dump_json())
 

@@ -503,6 +503,9 @@ class MessageRepository:
                 sim_card_id=bindparam("m_sim"),
                 lease_owner=bindparam("m_owner"),
                 lease_expires_at=lease_until,
+                # What it waited for (a SIM, a route) is no longer its state.
+                error_code=None,
+                error_message=None,
             ),
             rows,
         )

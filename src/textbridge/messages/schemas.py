@@ -84,6 +84,12 @@ class AcceptedMessage(BaseModel):
     country: str
     region: str
     price: float
+    channel: str | None = Field(
+        description="The channel it goes through as routed now: the one named, else device when "
+        "the account has phones, else the default (simulator, where it runs: not sent to "
+        "anyone). null: none can take it yet; it waits queued with error no_route until one "
+        "can or its ttl ends. GET /v1/messages/{id} shows the one it went through"
+    )
 
 
 class SendAnswer(BaseModel):
@@ -214,7 +220,9 @@ class InboundMessage(BaseModel):
     text: Text
 
 
-def accepted_message(row: dict[str, Any]) -> AcceptedMessage:
+def accepted_message(row: dict[str, Any], channel: str | None) -> AcceptedMessage:
+    """One message of a send's answer; ``channel``: the request's route (none for a
+    recipient refused at once, who opted out)."""
     return AcceptedMessage(
         id=row["id"],
         to=row["phone"],
@@ -224,6 +232,7 @@ def accepted_message(row: dict[str, Any]) -> AcceptedMessage:
         country=row["country"],
         region=row["region"],
         price=from_micros(row["price_micros"]),
+        channel=None if row["status"] == MessageStatus.FAILED else channel,
     )
 
 

@@ -18,10 +18,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from textbridge.accounts.service import Principal, accounts
 from textbridge.billing.service import Refund, billing
-from textbridge.channels import Channels, InboundSms, Outcome, SendResult, StatusReport
+from textbridge.channels import (
+    ChannelKind,
+    Channels,
+    InboundSms,
+    Outcome,
+    SendResult,
+    StatusReport,
+)
 from textbridge.contacts.service import contacts, template_values
 from textbridge.db import Database
 from textbridge.db.engine import after_commit
+from textbridge.devices.channel import DeviceChannel
 from textbridge.devices.hub import announce
 from textbridge.errors import Conflict, NotFound, ValidationFailed
 from textbridge.events.service import EventType, record_for_messages
@@ -241,7 +249,7 @@ class MessageService:
         if command.custom_id is not None and "\x00" in command.custom_id:
             raise ValidationFailed("custom_id must not contain NUL characters", field="custom_id")
         _check_type_fields(command.type, command.extra or {})
-        if channels.route(command.type) is None:
+        if not channels.carries(command.type):
             raise ValidationFailed(
                 f"no channel can send {command.type.value} messages", field="type"
             )
@@ -338,6 +346,21 @@ class MessageService:
             )
         )
         return accepted if stored is None else stored
+
+    async def routed_now(
+        self, caller: Principal, type: MessageType, named: str | None, channels: Channels
+    ) -> str | None:
+        """The channel a new message of the caller's would go through if it were dispatched
+        now (``Channels.route``), for the answer to a send; None: none can take it yet, so it
+        waits queued (``no_route``). The one it went through is the message's ``channel``."""
+        device = channels.get(ChannelKind.DEVICE)
+        phones = (
+            named in (None, ChannelKind.DEVICE)
+            and isinstance(device, DeviceChannel)
+            and await device.has_phones(caller.account_id)
+        )
+        channel = channels.route(type, named=named, phones=phones)
+        return channel.name if channel is not None else None
 
     async def receive(
         self, session: AsyncSession, sms: InboundSms, *, settings: Settings

@@ -88,16 +88,6 @@ class Dispatcher:
                     async with asyncio.timeout(self.settings.dispatch_poll_seconds):
                         await messages.wakeup.wait()
 
-    def _channel(self, row: Any, with_phones: set[str]) -> Channel | None:
-        """A message's channel: the one it names; else its account's phones, if it has any
-        (the simulator then takes only what is routed to it by name)."""
-        phones = row.account_id in with_phones
-        if row.channel == ChannelKind.DEVICE and not phones:
-            return None  # given to a phone once, and the account has none now
-        if row.channel:
-            return self.channels.get(row.channel)
-        return self.channels.get(ChannelKind.DEVICE) if phones else None
-
     async def dispatch_once(self) -> int:
         """One claim-send-record round; answers how many messages it handled.
 
@@ -124,14 +114,25 @@ class Dispatcher:
         claim = _Claim(owner, claimed)
         by_channel: dict[str, list[OutboundMessage]] = defaultdict(list)
         unroutable: list[SendResult] = []
+        simulated = 0  # messages for phones that went to the simulator instead
         for row in claimed:
             message = _outbound(row, self.settings)
-            channel = self._channel(row, with_phones) or self.channels.route(message.type)
+            channel = self.channels.route(
+                message.type, named=row.channel, phones=row.account_id in with_phones
+            )
             if channel is None:
-                error = ChannelError("no channel can send this message", code="no_route")
-                unroutable.append(SendResult.retry(row.id, error))
+                # No phone, no carrier (and no simulator, in production): not a failure of
+                # the message, so it waits without spending attempts until a route appears
+                # or its ttl ends (expired, refunded).
+                reason = "no channel can send this message now: queued until one can"
+                wait = self.settings.no_route_recheck_seconds
+                unroutable.append(SendResult.wait(row.id, reason, wait, code="no_route"))
             else:
                 by_channel[channel.name].append(message)
+                if row.channel == ChannelKind.DEVICE and channel.kind is ChannelKind.SIMULATOR:
+                    simulated += 1
+        if simulated:
+            log.warning("messages for phones go to the simulator: no phones", count=simulated)
         answers: list[tuple[str, list[SendResult]]] = [("", unroutable)] if unroutable else []
         for name, batch in by_channel.items():
             channel = self.channels.get(name)
