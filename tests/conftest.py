@@ -29,6 +29,7 @@ from textbridge.db import Base, Database
 from textbridge.settings import Settings
 
 ADMIN_KEY = "tb_test_admin_key_0123456789abcdef"
+METRICS_TOKEN = "test-metrics-token"
 POSTGRES_ADMIN_URL = os.environ.get(
     "TEXTBRIDGE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
@@ -96,6 +97,7 @@ def make_settings(database_url: str, data_dir: Path, **overrides: Any) -> Settin
         "database_url": database_url,
         "admin_api_key": ADMIN_KEY,
         "secret_key": "test-secret-key-not-for-production",
+        "metrics_token": METRICS_TOKEN,
         "auto_migrate": False,
         "simulator_delivery_delay_ms": 30,
         "dispatch_poll_seconds": 0.1,

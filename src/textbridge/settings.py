@@ -83,6 +83,10 @@ class Settings(BaseSettings):
     max_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=1)
     max_schedule_days: int = Field(default=365, ge=1)
 
+    # /metrics answers a scraper sending this as its bearer token (Prometheus's
+    # ``authorization: credentials``); unset, it answers no one (its counts span all accounts).
+    metrics_token: str | None = None
+
     # Webhooks.
     webhook_allow_private: bool = False  # deliver to private, loopback, link-local addresses
     webhook_timeout_seconds: float = Field(default=10.0, gt=0)

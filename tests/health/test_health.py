@@ -50,20 +50,22 @@ async def test_health_counts_scheduled_work_only_once_due(client: httpx.AsyncCli
     assert (await client.get("/health")).json()["queue_depth"] == 0
 
 
-async def test_metrics_count_accepted_messages_and_statuses(client: httpx.AsyncClient) -> None:
+async def test_metrics_count_accepted_messages_and_statuses(
+    client: httpx.AsyncClient, scraper: httpx.AsyncClient
+) -> None:
     def counter(text: str, name: str) -> float:
         for line in text.splitlines():
             if line.startswith(name + " "):
                 return float(line.split()[1])
         return 0.0
 
-    before = (await client.get("/metrics")).text
+    before = (await scraper.get("/metrics")).text
     answer = await client.post(
         "/v1/messages", json={"to": ["+14155550100", "+14155550101"], "text": "x"}
     )
     for message in answer.json()["messages"]:
         await wait_for(client, message["id"])
-    after = (await client.get("/metrics")).text
+    after = (await scraper.get("/metrics")).text
     name = "textbridge_messages_accepted_total"
     assert counter(after, name) - counter(before, name) == 2
     assert 'textbridge_messages{status="delivered"}' in after

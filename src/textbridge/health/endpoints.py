@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from fastapi import Response
+import hmac
+
+from fastapi import Depends, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Gauge, generate_latest
 from pydantic import BaseModel, Field
 
 from textbridge import __version__
-from textbridge.api.deps import RuntimeDep
+from textbridge.api.deps import RuntimeDep, SettingsDep
 from textbridge.api.routing import make_router
 from textbridge.channels.registry import SIMULATOR_WARNING
+from textbridge.errors import Unauthorized
 from textbridge.messages.service import messages
 
 router = make_router(tags=["health"])
@@ -61,7 +64,23 @@ async def health(runtime: RuntimeDep, response: Response) -> Health:
     )
 
 
-@router.get("/metrics", include_in_schema=False)
+def _scraper(request: Request, settings: SettingsDep) -> None:
+    """Only a scraper holding ``METRICS_TOKEN``: the figures count every account's messages.
+    Without a token set, ``/metrics`` answers no one."""
+    token = settings.metrics_token
+    if not token:
+        raise Unauthorized(
+            "/metrics is off: set TEXTBRIDGE_METRICS_TOKEN and scrape with it as a bearer token"
+        )
+    scheme, _, presented = request.headers.get("authorization", "").partition(" ")
+    # compare_digest: how long the comparison takes says nothing of how much of it matched.
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+        presented.strip().encode(), token.encode()
+    ):
+        raise Unauthorized("/metrics needs TEXTBRIDGE_METRICS_TOKEN as a bearer token")
+
+
+@router.get("/metrics", include_in_schema=False, dependencies=[Depends(_scraper)])
 async def metrics(runtime: RuntimeDep) -> Response:
     async with runtime.db.transaction() as session:
         figures = await messages.queue_figures(session, by_status=True)
