@@ -328,12 +328,31 @@ class MessageRepository:
         return result.all()
 
     async def hand_over(
-        self, owner: str, channel: str, ids: Sequence[str], now: datetime, lease_until: datetime
+        self,
+        owner: str,
+        channel: str,
+        ids: Sequence[str],
+        now: datetime,
+        lease_until: datetime,
+        *,
+        rest: Sequence[str] = (),
     ) -> list[str]:
-        """Messages this claim is about to give ``channel``, with a fresh lease for their time
-        at the channel; answers those it still held (the others' lease lapsed during a long
-        round and they are someone else's now: they must not go). If the process dies before
-        their answers are recorded, whoever finds the lease lapsed asks the channel first."""
+        """Messages this claim is about to give ``channel``; answers those it still holds
+        (the others' lease lapsed and they are someone else's now: they must not go). Their
+        lease, and that of the ``rest`` of the claim, runs again from now: a worker that is
+        alive and working keeps its claim however long its round, and one that died loses
+        it a lease after its last chunk. If it dies before their answers are recorded,
+        whoever finds the lease lapsed asks the channel first."""
+        if rest:
+            await self.session.execute(
+                update(Message)
+                .where(
+                    Message.id.in_(rest),
+                    Message.status == MessageStatus.DISPATCHING,
+                    Message.lease_owner == owner,
+                )
+                .values(lease_expires_at=lease_until)
+            )
         if not ids:
             return []
         result = await self.session.execute(
@@ -374,7 +393,8 @@ class MessageRepository:
 
     async def record_sends(self, ids: Sequence[str], *, acknowledged: bool) -> None:
         """A send of each message in its history, as its row says now (attempt, channel, its
-        reference, and when: ``sent_at``, or ``handed_at`` when the answer was lost)."""
+        reference, and when: ``sent_at``, or ``handed_at`` when the answer was lost): for
+        messages that just moved, or that this claim holds."""
         if not ids:
             return
         at = Message.sent_at if acknowledged else Message.handed_at
@@ -391,6 +411,15 @@ class MessageRepository:
                 ).where(Message.id.in_(ids)),
             )
         )
+
+    async def add_sends(self, sends: Sequence[dict[str, Any]]) -> None:
+        """Sends a channel acknowledged, as it said them (``message_id``, ``attempt``,
+        ``channel``, ``channel_ref``, ``at``): whether or not the message moved, as one sent
+        by a claim that had lost its lease went out all the same."""
+        if sends:
+            await self.session.execute(
+                insert(MessageSend), [{**send, "acknowledged": True} for send in sends]
+            )
 
     async def sends(self, message_ids: Sequence[str]) -> dict[str, list[MessageSend]]:
         """Each message's sends, oldest first."""

@@ -574,6 +574,18 @@ class MessageService:
         await repository.mark_sent(owner, now, sent)
         # Under our lease every one of them moved (if the lease had lapsed and another worker
         # sent it too, the message was in fact sent twice, and says so twice).
+        await repository.add_sends(
+            [
+                {
+                    "message_id": message_id,
+                    "attempt": attempts.get(message_id, 0),
+                    "channel": name,
+                    "channel_ref": ref,
+                    "at": now,
+                }
+                for message_id, name, ref in sent
+            ]
+        )
         await _record_sent(session, [(message_id, accounts[message_id]) for message_id, *_ in sent])
         await repository.requeue(owner, now, retries)
         await repository.requeue(owner, now, waiting, counted=False)
@@ -635,6 +647,7 @@ class MessageService:
             if r.state in ("Sent", "Delivered") or (r.state == "Failed" and r.sent_at)
         ]
         moved = await repository.sent_by_phone(device_id, sent)
+        await repository.record_sends(moved, acknowledged=True)
         await _record_sent(session, [(i, accounts[i]) for i in moved])
         now = utcnow()
         for state, status, origins in (
@@ -729,11 +742,8 @@ _EVENT_OF_STATUS = {
 
 
 async def _record_sent(session: AsyncSession, messages: Sequence[tuple[str, str]]) -> None:
-    """What goes with messages (id, account id) that moved to ``sent``: the send in their
-    history, their event, counted."""
-    await MessageRepository(session).record_sends(
-        [message_id for message_id, _ in messages], acknowledged=True
-    )
+    """What goes with messages (id, account id) that moved to ``sent``: their event, counted.
+    (Their send is in their history already.)"""
     await record_for_messages(session, EventType.MESSAGE_SENT, messages, {"status": "sent"})
     _count_after_commit(session, MessageStatus.SENT, len(messages))
 

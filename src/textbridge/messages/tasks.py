@@ -226,28 +226,34 @@ class Dispatcher:
             if handing is not None:
                 now = utcnow()
                 name, chunk = handing
+                ids = {message.id for message in chunk}
                 held.clear()  # a rerun of the transaction answers afresh
                 held.update(
                     await repository.hand_over(
                         claim.owner,
                         name,
-                        [message.id for message in chunk],
+                        sorted(ids),
                         now,
                         now + timedelta(seconds=self.settings.lease_seconds),
+                        rest=sorted(claim.unanswered - answered - ids),
                     )
                 )
 
+        answered = {result.message_id for _, results in answers for result in results}
         await self.db.run(record)
+        claim.unanswered -= answered
         return held
 
 
 class _Claim:
-    """What a round holds: its lease owner, and each message's attempt and account."""
+    """What a round holds: its lease owner, each message's attempt and account, and those
+    whose answers are not recorded yet."""
 
-    __slots__ = ("accounts", "attempts", "owner")
+    __slots__ = ("accounts", "attempts", "owner", "unanswered")
 
     def __init__(self, owner: str, rows: Sequence[Any]) -> None:
         self.owner = owner
+        self.unanswered: set[str] = {row.id for row in rows}
         self.attempts: dict[str, int] = {row.id: row.attempts for row in rows}
         self.accounts: dict[str, str] = {row.id: row.account_id for row in rows}
 
