@@ -3,19 +3,25 @@ accepted message to a final status; no batch is ever half-written."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 from sqlalchemy import func, select
 
+from tests.conftest import ADMIN_KEY
 from tests.e2e.server import ServerProcess
 from textbridge.db import Database
-from textbridge.models import LedgerEntry, Message
+from textbridge.kit.clock import utcnow
+from textbridge.messages.writer import PREPARING_GRACE, recover_prepared
+from textbridge.models import Account, BulkJob, Conversation, LedgerEntry, Message
 
 pytestmark = pytest.mark.slow
 
@@ -165,3 +171,116 @@ async def test_sigkill_during_acceptance_leaves_no_half_written_batch(
     assert set(per_batch.values()) == {20}
     assert set(debits) == set(per_batch)
     assert all(-debits[batch] == prices[batch] for batch in per_batch)
+
+
+BULK = 30_000  # 60 chunks: a window of a second or more to kill it in, on either side
+
+
+def post_bulk_job(url: str, first: int, text: str) -> threading.Thread:
+    """Post a bulk job from a thread (its answer never comes: the server is killed)."""
+    body = {"to": [f"+1415{first + i:07d}" for i in range(BULK)], "text": text}
+
+    def post() -> None:
+        headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
+        with contextlib.suppress(httpx.TransportError):
+            httpx.post(f"{url}/v1/bulk-jobs", json=body, headers=headers, timeout=120)
+
+    thread = threading.Thread(target=post)
+    thread.start()
+    return thread
+
+
+async def job_state(db: Database, text: str) -> tuple[Counter[str], str | None, int | None]:
+    """A bulk job's rows by status, its id once committed, and its debit (negative)."""
+    async with db.transaction() as session:
+        rows = await session.execute(
+            select(Message.status, func.count())
+            .where(Message.text == text)
+            .group_by(Message.status)
+        )
+        statuses = Counter({status: count for status, count in rows.all()})
+        batch = await session.scalar(select(Message.batch_id).where(Message.text == text).limit(1))
+        job = await session.scalar(select(BulkJob.id).where(BulkJob.id == batch))
+        debit = await session.scalar(
+            select(LedgerEntry.amount_micros).where(LedgerEntry.reference == batch)
+        )
+    return statuses, job, debit
+
+
+async def conversations_of(db: Database, first: int) -> int:
+    phones = [f"+1415{first + i:07d}" for i in range(BULK)]
+    async with db.transaction() as session:
+        return int(
+            await session.scalar(
+                select(func.count())
+                .select_from(Conversation)
+                .where(Conversation.phone.between(phones[0], phones[-1]))
+            )
+            or 0
+        )
+
+
+async def kill_when(
+    server: ServerProcess,
+    db: Database,
+    text: str,
+    ready: Callable[[Counter[str], str | None], bool],
+) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        statuses, job, _ = await job_state(db, text)
+        if ready(statuses, job):
+            server.kill()
+            return
+        await asyncio.sleep(0.005)
+    server.kill()
+    raise AssertionError(f"never ready: {statuses}, job {job}")
+
+
+async def test_sigkill_during_a_bulk_job_leaves_it_whole_or_absent(
+    db: Database, database_url: str, tmp_path: Path, free_port: Callable[[], int]
+) -> None:
+    """Killed while its rows are written, a bulk job does not exist: not listed, not charged,
+    no conversation touched, and housekeeping deletes its rows. Killed once committed, while its
+    rows are released, it exists whole and paid for, and housekeeping releases the rest."""
+    port = free_port()
+    server = ServerProcess(port=port, data_dir=tmp_path, database_url=database_url).start()
+    async with db.transaction() as session:
+        balance = await session.scalar(select(Account.balance_micros).where(Account.is_admin))
+    post = post_bulk_job(server.url, 5_000_000, "killed while written")
+    await kill_when(server, db, "killed while written", lambda s, job: s["preparing"] >= 5000)
+    post.join(timeout=30)
+    statuses, job, debit = await job_state(db, "killed while written")
+    assert set(statuses) == {"preparing"}, statuses
+    assert statuses["preparing"] < BULK
+    assert (job, debit) == (None, None)
+    assert await conversations_of(db, 5_000_000) == 0
+
+    server = ServerProcess(port=port, data_dir=tmp_path, database_url=database_url).start()
+    try:
+        with server.client() as client:
+            assert client.get("/v1/bulk-jobs").json()["data"] == []
+            listed = client.get("/v1/messages", params={"limit": 100}).json()["data"]
+            assert listed == []
+            assert round(client.get("/v1/account").json()["balance"] * 1_000_000) == balance
+        post = post_bulk_job(server.url, 6_000_000, "killed while released")
+        await kill_when(
+            server, db, "killed while released", lambda s, job: job is not None and s["queued"] > 0
+        )
+    finally:
+        server.stop()
+    post.join(timeout=30)
+    statuses, job, debit = await job_state(db, "killed while released")
+    assert job is not None
+    assert statuses["preparing"] > 0, statuses  # the kill came mid-release
+    assert statuses.total() == BULK
+    assert debit == -BULK * 7900
+
+    # Housekeeping, once the rows are PREPARING_GRACE old: the first job's rows go, the
+    # second's join the queue with their conversations.
+    await recover_prepared(db, now=utcnow() + PREPARING_GRACE + timedelta(seconds=1))
+    assert (await job_state(db, "killed while written"))[0] == Counter()
+    statuses, _, _ = await job_state(db, "killed while released")
+    assert statuses["preparing"] == 0, statuses  # the rest queued, as the first were
+    assert statuses.total() == BULK
+    assert await conversations_of(db, 6_000_000) == BULK

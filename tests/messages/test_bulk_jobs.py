@@ -7,8 +7,15 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import httpx
+import pytest
+from sqlalchemy import func, select
 
 from tests.conftest import keyed
+from textbridge.billing.service import billing
+from textbridge.db import Database
+from textbridge.errors import InsufficientBalance
+from textbridge.messages.writer import CHUNK_ROWS
+from textbridge.models import BulkJob, Conversation, Message
 
 
 async def test_a_bulk_job_is_accepted_whole_and_drains(client: httpx.AsyncClient) -> None:
@@ -87,3 +94,51 @@ async def test_cancelling_a_scheduled_bulk_job_refunds_it(client: httpx.AsyncCli
     again = await client.post(f"/v1/bulk-jobs/{job['id']}/cancel")
     assert again.json()["by_status"] == {"cancelled": 1500}
     assert (await client.post("/v1/bulk-jobs/01NOPE/cancel")).status_code == 404
+
+
+async def test_a_job_written_in_chunks_refuses_opted_out_recipients(
+    tenant: httpx.AsyncClient, db: Database
+) -> None:
+    numbers = [f"+1415610{i:04d}" for i in range(2 * CHUNK_ROWS + 10)]
+    for phone in numbers[:3]:
+        await tenant.post("/v1/contacts", json={"phone": phone, "opted_out": True})
+    before = (await tenant.get("/v1/account")).json()["balance"]
+    answer = await tenant.post("/v1/bulk-jobs", json={"to": numbers, "text": "Chunks"})
+    assert answer.status_code == 202, answer.text
+    by_status = answer.json()["by_status"]
+    assert (by_status["failed"], sum(by_status.values())) == (3, len(numbers))
+    after = (await tenant.get("/v1/account")).json()["balance"]
+    assert round(before - after, 6) == round((len(numbers) - 3) * 0.0079, 6)
+    failed = await tenant.get("/v1/messages", params={"status": "failed"})
+    assert {m["error"]["code"] for m in failed.json()["data"]} == {"opted_out"}
+    assert {m["to"] for m in failed.json()["data"]} == set(numbers[:3])
+    async with db.transaction() as session:  # every recipient's conversation, refused or not
+        phones = await session.scalar(
+            select(func.count()).select_from(Conversation).where(Conversation.phone.in_(numbers))
+        )
+    assert phones == len(numbers)
+
+
+async def test_a_job_written_in_chunks_and_refused_leaves_nothing(
+    client: httpx.AsyncClient, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    created = await client.post("/v1/accounts", json={"name": "poor", "balance": 1})
+    body = {"to": [f"+1415620{i:04d}" for i in range(CHUNK_ROWS + 1)], "text": "Too dear"}
+    async with keyed(client, created.json()["api_key"]) as poor:
+        answer = await poor.post("/v1/bulk-jobs", json=body)  # refused before writing
+        assert answer.status_code == 402, answer.text
+
+        async def covered(*args: object) -> InsufficientBalance | None:
+            return None
+
+        # Refused at the commit point instead, every row already written (the balance can
+        # drop in between): the rows are deleted again.
+        monkeypatch.setattr(billing, "shortfall", covered)
+        answer = await poor.post("/v1/bulk-jobs", json=body)
+        assert answer.status_code == 402, answer.text
+        assert answer.json()["error"]["code"] == "insufficient_balance"
+        assert (await poor.get("/v1/account")).json()["balance"] == 1
+        assert (await poor.get("/v1/bulk-jobs")).json()["data"] == []
+    async with db.transaction() as session:
+        for table in (Message, Conversation, BulkJob):
+            assert await session.scalar(select(func.count()).select_from(table)) == 0

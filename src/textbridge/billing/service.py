@@ -140,6 +140,16 @@ class BillingService:
         await repository.add_entries(entries)
         return outcomes
 
+    async def shortfall(
+        self, session: AsyncSession, account_id: str, amount: int
+    ) -> InsufficientBalance | None:
+        """What a charge of ``amount`` would fail with now, if anything; a look, not a debit
+        (only ``charge_many`` decides)."""
+        repository = BillingRepository(session)
+        if await repository.balance(account_id) >= amount:
+            return None
+        return await self._shortfall(repository, account_id, amount)
+
     @staticmethod
     async def _shortfall(
         repository: BillingRepository, account_id: str, amount: int
