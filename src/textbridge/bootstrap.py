@@ -12,7 +12,7 @@ from textbridge.billing.service import billing
 from textbridge.db import Database
 from textbridge.db.migrate import upgrade
 from textbridge.kit.money import to_micros
-from textbridge.settings import Settings, write_private_file
+from textbridge.settings import Settings, make_private_dir, write_private_file
 
 log = structlog.get_logger(__name__)
 
@@ -29,7 +29,7 @@ async def migrate(db: Database) -> None:
 
 async def bootstrap(db: Database, settings: Settings) -> Bootstrapped:
     """Idempotent: safe to run at every start, from several processes at once."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    make_private_dir(settings.data_dir)
     settings.resolved_secret_key  # noqa: B018  (generate and keep it now, not mid-request)
     try:
         async with db.transaction() as session:

@@ -255,10 +255,16 @@ class Settings(BaseSettings):
         path = self.data_dir / "secret-key"
         if path.exists():
             return path.read_text().strip()
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        make_private_dir(self.data_dir)
         key = secrets.token_urlsafe(48)
         write_private_file(path, key + "\n")
         return key
+
+
+def make_private_dir(path: Path) -> None:
+    """The data folder, if missing, made for its owner only (mode 700): it holds the server
+    secret, the admin's key and, on SQLite, the database (webhook secrets, phones' keys)."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
 
 
 def write_private_file(path: Path, content: str) -> None:
