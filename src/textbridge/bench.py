@@ -18,10 +18,15 @@ For each database it starts real ``textbridge serve`` processes on 127.0.0.1 and
 6. event streams: 1,000 phones registered, each holding ``GET /api/mobile/v1/events`` open to
    one ``serve`` process; the process's resident memory without and with the streams, the
    time from a message's acceptance to its phone's ``MessageEnqueued`` (p50/p95), and that
-   every stream keeps getting its keepalive (``DEVICE_KEEPALIVE_SECONDS=2``).
+   every stream keeps getting its keepalive (``DEVICE_KEEPALIVE_SECONDS=2``);
+7. a bulk job beside other traffic: one ``serve`` process accepts a 100,000-recipient bulk job
+   while single sends go on at 100 a second (half from the job's own account) and ``/health``
+   is asked every 50 ms; their p50/p99/max while the job is accepted, against the same in the
+   3 s before it (``bulk_interference``).
 
 ``--only`` runs some of the phases: ``accept`` (1, 2 and the bulk, import, campaign and verify
-figures, on one API-only process), ``e2e``, ``webhooks``, ``devices``, ``sse``. The bench lifts
+figures, on one API-only process), ``e2e``, ``webhooks``, ``devices``, ``sse``,
+``bulk_interference``. The bench lifts
 its open-file soft limit to the hard limit before it starts anything, so the ``serve``
 processes inherit it (the event-stream phase holds one socket per stream on each side).
 
@@ -34,6 +39,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
+import math
 import os
 import re
 import secrets
@@ -61,7 +68,7 @@ from textbridge.kit.ids import new_id
 from textbridge.models import Account, Message, Verification, WebhookAttempt, WebhookDelivery
 
 ADMIN_KEY = "tb_bench_admin_key_0123456789abcdef"
-PHASES = ("accept", "e2e", "webhooks", "devices", "sse")
+PHASES = ("accept", "e2e", "webhooks", "devices", "sse", "bulk_interference")
 POSTGRES_ADMIN_URL = os.environ.get(
     "TEXTBRIDGE_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
@@ -278,6 +285,122 @@ def bulk_job(url: str, *, recipients: int) -> float:
     elapsed = time.perf_counter() - started
     answer.raise_for_status()
     return elapsed
+
+
+@dataclass
+class Interference:
+    """Each single send's and each ``/health`` poll's time in ms, by kind (``send``,
+    ``health``): in the seconds before a bulk job (``quiet``) and while it was being accepted
+    (``during``)."""
+
+    job_seconds: float
+    job_status: int
+    quiet: dict[str, list[float]]
+    during: dict[str, list[float]]
+    errors: int
+
+    def figures(self) -> dict[str, float]:
+        figures = {"job_seconds": self.job_seconds, "errors": float(self.errors)}
+        for window, found in (("quiet", self.quiet), ("during", self.during)):
+            for kind in ("send", "health"):
+                times = sorted(found[kind])
+                figures[f"{window}_{kind}s"] = len(times)
+                figures[f"{window}_{kind}_p50_ms"] = bench_devices.percentile(times, 0.5)
+                figures[f"{window}_{kind}_p99_ms"] = bench_devices.percentile(times, 0.99)
+                figures[f"{window}_{kind}_max_ms"] = max(times, default=math.nan)
+        return figures
+
+
+async def bulk_interference(
+    url: str,
+    *,
+    admin_key: str,
+    recipients: int,
+    senders: int = 4,
+    rate: float = 100,
+    quiet_seconds: float = 3.0,
+    first_number: int = 0,
+) -> Interference:
+    """One native bulk job of ``recipients`` numbers, posted by the admin account, while
+    ``senders`` clients send one-recipient messages, ``rate`` a second together (half of them
+    from the job's own account, half from another; a late answer delays the next send, never
+    more than one is waiting) and one more asks ``/health`` every 50 ms; the same for
+    ``quiet_seconds`` before the job, for comparison. The job is posted from a thread, so
+    building and sending its body never delays the other clients."""
+    headers = {"Authorization": f"Bearer {admin_key}"}
+    numbers = [f"+1415{4000000 + first_number + i:07d}" for i in range(recipients)]
+    body = json.dumps({"to": numbers, "text": "Interference"}).encode()
+    timings: list[tuple[str, float, float]] = []  # (kind, started, ms)
+    errors = 0
+    stop = asyncio.Event()
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=120) as admin:
+        created = await admin.post(
+            "/v1/accounts", json={"name": f"neighbour-{new_id()}", "balance": 10_000}
+        )
+        created.raise_for_status()
+        other = {"Authorization": f"Bearer {created.json()['api_key']}"}
+        async with httpx.AsyncClient(base_url=url, headers=other, timeout=120) as neighbour:
+            sent = 0
+
+            async def sender(client: httpx.AsyncClient) -> None:
+                nonlocal sent, errors
+                due = time.monotonic()
+                while not stop.is_set():
+                    await asyncio.sleep(max(0.0, due - time.monotonic()))
+                    due = max(due, time.monotonic()) + senders / rate
+                    sent += 1
+                    number = f"+1415{7000000 + first_number + sent:07d}"
+                    started = time.monotonic()
+                    answer = await client.post(
+                        "/v1/messages", json={"to": number, "text": "Meanwhile"}
+                    )
+                    timings.append(("send", started, (time.monotonic() - started) * 1000))
+                    errors += answer.status_code != 202
+
+            async def health() -> None:
+                nonlocal errors
+                while not stop.is_set():
+                    started = time.monotonic()
+                    answer = await admin.get("/health")
+                    timings.append(("health", started, (time.monotonic() - started) * 1000))
+                    errors += answer.status_code != 200
+                    await asyncio.sleep(0.05)
+
+            def post_job() -> httpx.Response:
+                return httpx.post(
+                    f"{url}/v1/bulk-jobs",
+                    content=body,
+                    headers={**headers, "Content-Type": "application/json"},
+                    timeout=600,
+                )
+
+            clients = [admin if n % 2 else neighbour for n in range(senders)]
+            tasks = [asyncio.create_task(sender(c)) for c in clients]
+            tasks.append(asyncio.create_task(health()))
+            await asyncio.sleep(1.0)  # connections open, the server warm
+            quiet_started = time.monotonic()
+            await asyncio.sleep(quiet_seconds)
+            job_started = time.monotonic()
+            job = await asyncio.to_thread(post_job)
+            job_ended = time.monotonic()
+            stop.set()
+            await asyncio.gather(*tasks)
+
+    def between(start: float, end: float) -> dict[str, list[float]]:
+        """Every request open at some moment from ``start`` to ``end``."""
+        found: dict[str, list[float]] = {"send": [], "health": []}
+        for kind, started, ms in timings:
+            if started < end and started + ms / 1000 >= start:
+                found[kind].append(ms)
+        return found
+
+    return Interference(
+        job_seconds=job_ended - job_started,
+        job_status=job.status_code,
+        quiet=between(quiet_started, job_started),
+        during=between(job_started, job_ended),
+        errors=errors,
+    )
 
 
 def contacts_csv(rows: int) -> bytes:
@@ -529,6 +652,12 @@ def bench_backend(
                 devices=sse_devices,
                 keepalive=2,
             )
+    if "bulk_interference" in phases:
+        with _serving(backend, "interference") as server:
+            seen = asyncio.run(
+                bulk_interference(server.url, admin_key=ADMIN_KEY, recipients=100_000)
+            )
+            results["bulk_interference"] = seen.figures()
     return results
 
 
@@ -607,6 +736,23 @@ def _cells(r: dict[str, Any]) -> dict[str, str]:
             f"({e['kib_per_stream']:.1f} KiB/stream); MessageEnqueued p50 {e['p50_ms']:,.0f} ms, "
             f"p95 {e['p95_ms']:,.0f} ms ({e['told']:,}/{e['assigned']:,} told); "
             f"keepalives on {e['kept_alive']:,}/{e['connected']:,}"
+        )
+    if "bulk_interference" in r:
+        b = r["bulk_interference"]
+
+        def window(name: str) -> str:
+            parts = []
+            for kind in ("send", "health"):
+                at = f"{name}_{kind}"
+                parts.append(
+                    f"{kind} p50 {b[f'{at}_p50_ms']:,.0f}, p99 {b[f'{at}_p99_ms']:,.0f}, "
+                    f"max {b[f'{at}_max_ms']:,.0f} ms ({b[f'{at}s']:,.0f})"
+                )
+            return "; ".join(parts)
+
+        cells["beside a 100,000-recipient bulk job"] = (
+            f"job accepted in {b['job_seconds']:.1f} s; during it: {window('during')}; "
+            f"the 3 s before: {window('quiet')}; {b['errors']:.0f} errors"
         )
     return cells
 
