@@ -75,15 +75,15 @@ async def database_url(request: pytest.FixtureRequest, tmp_root: Path) -> AsyncI
 
 
 async def empty_tables(db: Database) -> None:
+    """DELETE, children first, on both databases: a test leaves a few rows, and PostgreSQL's
+    TRUNCATE of 25 tables took 0.5 s however empty they were (DELETE: 4 ms), half a second
+    on every PostgreSQL test."""
     tables = [table.name for table in reversed(Base.metadata.sorted_tables)]
     async with db.transaction() as session:
-        if db.is_sqlite:
-            # accounts.parent_id is ON DELETE RESTRICT, which SQLite checks row by row.
-            await session.execute(text("UPDATE accounts SET parent_id = NULL"))
-            for table in tables:
-                await session.execute(text(f"DELETE FROM {table}"))
-        else:
-            await session.execute(text(f"TRUNCATE {', '.join(tables)} CASCADE"))
+        # accounts.parent_id is ON DELETE RESTRICT, checked row by row.
+        await session.execute(text("UPDATE accounts SET parent_id = NULL"))
+        for table in tables:
+            await session.execute(text(f"DELETE FROM {table}"))
 
 
 @pytest.fixture

@@ -83,6 +83,16 @@ class BillingRepository:
                 insert(Price).values(country=country, price_micros=micros, updated_at=now)
             )
 
+    async def add_prices(self, prices: dict[str, int], now: datetime) -> None:
+        """Prices of countries that have none yet, in one statement."""
+        await self.session.execute(
+            insert(Price),
+            [
+                {"country": country, "price_micros": micros, "updated_at": now}
+                for country, micros in prices.items()
+            ],
+        )
+
     async def delete_price(self, country: str) -> bool:
         result = await self.session.execute(
             delete(Price).where(Price.country == country).returning(Price.country)

@@ -82,9 +82,10 @@ class BillingService:
     async def ensure_default_prices(self, session: AsyncSession) -> None:
         repository = BillingRepository(session)
         if not await repository.prices():
-            now = utcnow()
-            for country, price in DEFAULT_PRICES.items():
-                await repository.set_price(country, to_micros(price), now)
+            await repository.add_prices(
+                {country: to_micros(price) for country, price in DEFAULT_PRICES.items()},
+                utcnow(),
+            )
         self._prices = None
 
     async def set_price(self, session: AsyncSession, country: str, micros: int) -> None:
