@@ -149,6 +149,41 @@ async def test_export_imports_back_unchanged(tenant: httpx.AsyncClient) -> None:
         assert {k: after[phone][k] for k in keys} == {k: contact[k] for k in keys}
 
 
+async def test_export_writes_no_formula_and_imports_back_unchanged(
+    tenant: httpx.AsyncClient,
+) -> None:
+    """A text cell a spreadsheet would run is written after a quote; the import takes it off."""
+    fields = {"a": '=HYPERLINK("http://evil.example","x")', "b": "+1 555 0100", "c": "'=2"}
+    created = await tenant.post(
+        "/v1/contacts",
+        json={
+            "phone": "+14155550100",
+            "first_name": "@SUM(A1)",
+            "last_name": "-2+3",
+            "tag": "'quoted",  # a quote, then no formula: left as it is
+            "fields": fields,
+        },
+    )
+    assert created.status_code == 201, created.text
+    await tenant.post("/v1/contacts", json={"phone": "+447911123456", "last_name": "O'Brien"})
+    answer = await tenant.get("/v1/contacts/export")
+    rows = list(csv.reader(io.StringIO(answer.text)))
+    assert rows[1] == [
+        "+14155550100", "'@SUM(A1)", "'-2+3", "'quoted", "",
+        "'" + fields["a"], "'+1 555 0100", "''=2",
+    ]  # fmt: skip
+    assert rows[2][:3] == ["+447911123456", "", "O'Brien"]
+    before = {c["phone"]: c for c in await all_contacts(tenant)}
+    for contact in before.values():
+        await tenant.delete(f"/v1/contacts/{contact['id']}")
+    report = await import_csv(tenant, answer.content)
+    assert (report["created"], report["failed"]) == (2, 0)
+    after = {c["phone"]: c for c in await all_contacts(tenant)}
+    keys = ("first_name", "last_name", "tag", "fields")
+    for phone, contact in before.items():
+        assert {k: after[phone][k] for k in keys} == {k: contact[k] for k in keys}
+
+
 async def test_a_hundred_thousand_contacts_import_in_one_request(
     tenant: httpx.AsyncClient,
 ) -> None:

@@ -10,12 +10,21 @@ an export imports back unchanged.
 A tag changed on an existing contact is a ``contact.tag_changed`` event, as through the API;
 contacts the import creates fire none (an import of 100,000 tagged contacts is not 100,000 tag
 changes anyone wants a webhook for).
+
+A spreadsheet runs a cell that begins with ``=``, ``+``, ``-`` or ``@`` (or a tab or carriage
+return before one) as a formula: a name like ``=HYPERLINK(...)`` would run on the machine of
+whoever opens the export. So the export writes such a text value after a single quote, as
+OWASP advises (the spreadsheet shows the text, without the quote), and the import takes that
+quote off again: a value that begins with quotes and then one of those characters loses one
+quote, so every value imports back exactly as it was. The phone (E.164, always ``+`` and
+digits) and the opt-out time are written as they are.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -40,6 +49,11 @@ from textbridge.models import Contact
 
 OWN_COLUMNS = ("phone", "first_name", "last_name", "tag", "opted_out_at")
 MAX_REPORTED_ERRORS = 1000
+
+# A text value a spreadsheet would read as a formula, and the same after quotes: the export
+# adds a quote to both, the import takes one off, so the one maps back onto the other.
+_FORMULA = re.compile(r"'*[=+\-@\t\r]")
+_NEUTRALISED = re.compile(r"'+[=+\-@\t\r]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,9 +256,9 @@ def _row(line: int, columns: list[str], cells: list[str], report: ImportReport) 
                     )
                     return None
         elif name in OWN_COLUMNS:
-            changes[name] = value or None
+            changes[name] = (_restored(value) if name != "phone" else value) or None
         elif value:
-            changes["fields"][name] = value
+            changes["fields"][name] = _restored(value)
     try:
         values = clean_changes(changes)
     except ValidationFailed as error:
@@ -269,11 +283,21 @@ async def export_csv(session: AsyncSession, caller: Principal, *, group_id: str 
         writer.writerow(
             [
                 contact.phone,
-                contact.first_name or "",
-                contact.last_name or "",
-                contact.tag or "",
+                _neutralised(contact.first_name or ""),
+                _neutralised(contact.last_name or ""),
+                _neutralised(contact.tag or ""),
                 contact.opted_out_at.isoformat() if contact.opted_out_at else "",
-                *(fields.get(name, "") for name in custom),
+                *(_neutralised(fields.get(name, "")) for name in custom),
             ]
         )
     return out.getvalue()
+
+
+def _neutralised(text: str) -> str:
+    """A text cell no spreadsheet runs as a formula."""
+    return "'" + text if _FORMULA.match(text) else text
+
+
+def _restored(cell: str) -> str:
+    """What :func:`_neutralised` made into ``cell``."""
+    return cell[1:] if _NEUTRALISED.match(cell) else cell
