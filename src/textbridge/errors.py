@@ -31,6 +31,14 @@ class ValidationFailed(TextbridgeError):
     code = "validation_error"
 
 
+class MalformedRequest(TextbridgeError):
+    """The request cannot be read (a string in its body is not Unicode text), as opposed to a
+    value read and refused: a 400 in every dialect, even one that answers a refused value with
+    a 200 (TextLink's "message sending failed")."""
+
+    code = "validation_error"
+
+
 class Unauthorized(TextbridgeError):
     status_code = 401
     code = "unauthorized"

@@ -2,12 +2,71 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable, Coroutine
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request, Response
+from fastapi.routing import APIRoute
+
+from textbridge.errors import MalformedRequest
+
+# Python's JSON reader turns a lone "\ud800" escape (or the UTF-8 bytes of a surrogate, which
+# it decodes with "surrogatepass") into a str that no database can store and no UTF-8 encoder
+# writes: a 500 wherever it reached a query. pydantic refuses one only in a field with a length
+# limit, so a rule per field missed the fields without one (the dialects' ``text``, ``tag``).
+# A body that cannot hold one (nearly all) is told by this search alone; only the others are
+# parsed here, once, for FastAPI to use.
+_MAY_HAVE_SURROGATE = re.compile(rb"\\u[dD][89abcdefABCDEF]|\xed[\xa0-\xbf]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+class _Route(APIRoute):
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        if self.body_field is None:
+            return handler
+
+        async def checked(request: Request) -> Response:
+            if _MAY_HAVE_SURROGATE.search(await request.body()):
+                try:
+                    body = await request.json()  # kept by the request: FastAPI reads it again
+                except (ValueError, RecursionError):
+                    body = None  # not JSON: FastAPI answers that as it always does
+                field = _lone_surrogate(body)
+                if field is not None:
+                    where = field or "the body"
+                    raise MalformedRequest(
+                        f"{where} is not valid Unicode: it has a lone UTF-16 surrogate "
+                        "(a \\ud800-\\udfff escape that is not half of a pair)",
+                        field=field or None,
+                    )
+            return await handler(request)
+
+        return checked
+
+
+def _lone_surrogate(body: object) -> str | None:
+    """Where the first string holding a lone surrogate is (``text``, ``to[2]``,
+    ``fields.city``; ``""`` for the body itself), or ``None`` when there is none. A loop, not
+    recursion: the body may be nested as deep as the JSON reader allows."""
+    pending: list[tuple[object, str]] = [(body, "")]
+    while pending:
+        value, path = pending.pop()
+        if isinstance(value, str):
+            if _SURROGATE.search(value):
+                return path
+        elif isinstance(value, dict):
+            if any(_SURROGATE.search(key) for key in value):
+                return path  # a key cannot be named: the object holding it is
+            items = [(item, f"{path}.{key}" if path else key) for key, item in value.items()]
+            pending.extend(reversed(items))
+        elif isinstance(value, list):
+            pending.extend(reversed([(item, f"{path}[{i}]") for i, item in enumerate(value)]))
+    return None
 
 
 def make_router(**kwargs: Any) -> APIRouter:
     # Clients of the seed services often send JSON without (or with a wrong) Content-Type;
     # the body is parsed as JSON regardless.
-    return APIRouter(strict_content_type=False, **kwargs)
+    return APIRouter(strict_content_type=False, route_class=_Route, **kwargs)
