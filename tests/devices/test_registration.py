@@ -206,6 +206,16 @@ async def test_sim_card_limits_and_work_hours(tenant: httpx.AsyncClient) -> None
     assert (await tenant.get("/v1/sim-cards")).json()[0]["work_start"] == "08:00"
 
 
+async def test_a_sim_card_is_enabled_or_not_never_null(tenant: httpx.AsyncClient) -> None:
+    """Null clears a limit; ``enabled`` has nothing to clear: a 400 naming it, nothing changed."""
+    pairing = await paired(tenant)
+    await register(tenant, f"Bearer {pairing['token']}")
+    sim = (await tenant.get("/v1/sim-cards")).json()[0]
+    answer = await tenant.patch(f"/v1/sim-cards/{sim['id']}", json={"enabled": None})
+    assert (answer.status_code, answer.json()["error"]["field"]) == (400, "enabled"), answer.text
+    assert (await tenant.get("/v1/sim-cards")).json()[0] == sim
+
+
 async def test_devices_belong_to_their_account(
     client: httpx.AsyncClient, tenant: httpx.AsyncClient
 ) -> None:

@@ -6,7 +6,17 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import Path, Response
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+from pydantic.json_schema import SkipJsonSchema
+from pydantic_core import PydanticCustomError
 
 from textbridge.api.deps import CallerDep, SessionDep, SettingsDep
 from textbridge.api.routing import make_router
@@ -75,13 +85,24 @@ class DevicePatch(BaseModel):
 
 
 class SimCardPatch(BaseModel):
+    """Only the fields sent change; null clears a limit or the work hours."""
+
     model_config = ConfigDict(extra="forbid")
 
-    enabled: bool | None = None
+    enabled: bool | SkipJsonSchema[None] = None
     per_minute: Annotated[int, Field(ge=1, le=10_000)] | None = None
     per_day: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
     work_start: Clock | None = Field(default=None, description="HH:MM, UTC")
     work_end: Clock | None = None
+
+    @field_validator("enabled")
+    @classmethod
+    def _enabled_or_not(cls, value: bool | None) -> bool | None:
+        # Checked only when sent. Null clears a limit, but a SIM is always enabled or not:
+        # null would reach the NOT NULL column.
+        if value is None:
+            raise PydanticCustomError("bool_type", "must be true or false, not null")
+        return value
 
 
 class ExportIn(BaseModel):
