@@ -7,10 +7,8 @@ tables (plus the bootstrap rows: admin account and prices).
 
 from __future__ import annotations
 
-import asyncio
 import os
 import secrets
-import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -23,6 +21,7 @@ from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from sqlalchemy import text
 
+from tests.eventually import eventually
 from textbridge.api.app import create_app
 from textbridge.bootstrap import migrate
 from textbridge.db import Base, Database
@@ -178,20 +177,20 @@ async def wait_for(
     client: httpx.AsyncClient,
     message_id: str,
     statuses: set[str] | None = None,
-    timeout: float = 10,
+    *,
+    within: float = 10,
 ) -> dict[str, Any]:
     """Poll a message until it reaches one of ``statuses`` (any final status by default)."""
     wanted = statuses or FINAL
-    deadline = time.monotonic() + timeout
-    while True:
+
+    async def arrived() -> dict[str, Any]:
         answer = await client.get(f"/v1/messages/{message_id}")
         assert answer.status_code == 200, answer.text
         body: dict[str, Any] = answer.json()
-        if body["status"] in wanted:
-            return body
-        if time.monotonic() > deadline:
-            raise AssertionError(f"message stuck in {body['status']}: {body}")
-        await asyncio.sleep(0.05)
+        assert body["status"] in wanted, f"message stuck in {body['status']}: {body}"
+        return body
+
+    return await eventually(arrived, within=within)
 
 
 @pytest.fixture

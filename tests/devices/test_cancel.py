@@ -127,7 +127,7 @@ async def test_an_unanswered_cancel_becomes_cancelled_when_the_lease_lapses(
     answer = await tenant.post(f"/v1/messages/{message_id}/cancel")
     assert answer.json()["status"] == "dispatching", answer.text
 
-    found = await wait_for(tenant, message_id, {"cancelled", "queued"}, timeout=15)
+    found = await wait_for(tenant, message_id, {"cancelled", "queued"}, within=15)
     assert found["status"] == "cancelled"  # never back to the queue
     assert (found["device_id"], found["attempts"]) == (device["id"], 1)
     assert (await tenant.get("/v1/account")).json()["balance"] == balance
