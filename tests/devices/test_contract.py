@@ -35,6 +35,7 @@ import pytest
 
 from tests.conftest import BASE_URL, make_settings
 from tests.devices.test_registration import paired
+from tests.eventually import eventually
 from textbridge.settings import Settings
 
 MOBILE = "/api/mobile/v1"
@@ -123,17 +124,19 @@ async def send(tenant: httpx.AsyncClient, *numbers: str, text: str = "Hi") -> li
 
 
 async def pull(
-    app: httpx.AsyncClient, token: str, count: int, order: str = "lifo", timeout: float = 10
+    app: httpx.AsyncClient, token: str, count: int, order: str = "lifo"
 ) -> list[dict[str, Any]]:
-    """``GET /message?order=...`` once the dispatcher has given the phone ``count`` messages."""
-    deadline = time.monotonic() + timeout
-    while True:
+    """``GET /message?order=...`` once the dispatcher has given the phone ``count`` messages
+    (none: asked once)."""
+
+    async def given() -> list[dict[str, Any]]:
         answer = await app.get("/message", params={"order": order}, headers=bearer(token))
         assert answer.status_code == 200, answer.text
-        given: list[dict[str, Any]] = answer.json()
-        if len(given) >= count or time.monotonic() > deadline:
-            return given
-        await asyncio.sleep(0.05)
+        messages: list[dict[str, Any]] = answer.json()
+        assert len(messages) >= count, messages
+        return messages
+
+    return await eventually(given) if count else await given()
 
 
 def state_body(message_id: str, state: str, number: str, *, error: str = "", **times: str) -> str:

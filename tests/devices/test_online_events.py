@@ -16,7 +16,8 @@ from sqlalchemy import update
 from tests.conftest import keyed, make_settings
 from tests.devices.test_messages import a_phone
 from tests.devices.test_registration import MOBILE, phone
-from tests.webhooks.conftest import Receiver, serving, until
+from tests.eventually import eventually
+from tests.webhooks.conftest import Receiver, serving
 from textbridge.client import parse_webhook
 from textbridge.db import Database
 from textbridge.devices.service import devices
@@ -91,7 +92,7 @@ async def test_a_phone_goes_online_offline_and_online_again_once_each(
                 "device.online",
             ]
 
-            await until(lambda: len(receiver.received) >= 3)
+            await eventually(lambda: len(receiver.received) >= 3)
             await asyncio.sleep(0.3)  # nothing more comes
             assert len(receiver.received) == 3
             assert bystander.received == []

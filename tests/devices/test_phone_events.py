@@ -11,7 +11,8 @@ import orjson
 
 from tests.devices.test_messages import a_phone, pull, status_of
 from tests.devices.test_registration import MOBILE, phone
-from tests.webhooks.conftest import Receiver, until
+from tests.eventually import eventually
+from tests.webhooks.conftest import Receiver
 from textbridge.kit.secrets import sign_phone_event
 
 
@@ -86,7 +87,7 @@ async def test_a_received_sms_reaches_the_conversation_and_the_webhook(
     thread = (await tenant.get("/v1/conversations/+381690156360/messages")).json()["data"]
     assert [(m["direction"], m["text"]) for m in thread] == [("in", "Hi")]
     assert thread[0]["extra"] == {"device_id": device["id"], "sim_card_id": sims[2]}
-    await until(lambda: len(receiver.received) == 1)
+    await eventually(lambda: len(receiver.received) == 1)
     assert receiver.bodies()[0]["data"]["text"] == "Hi"
 
 

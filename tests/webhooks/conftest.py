@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import threading
@@ -15,6 +14,8 @@ from typing import Any
 
 import httpx
 import pytest
+
+from tests.eventually import eventually
 
 
 @dataclass
@@ -112,12 +113,17 @@ def receiver() -> Iterator[Receiver]:
         yield state
 
 
-async def until(condition: Any, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out")
-        await asyncio.sleep(0.02)
+async def delivered(client: httpx.AsyncClient, endpoint: dict[str, Any]) -> dict[str, Any]:
+    """The endpoint's newest delivery, once it is recorded as delivered."""
+
+    async def newest() -> dict[str, Any]:
+        page = (await client.get(f"/v1/webhooks/{endpoint['id']}/deliveries")).json()["data"]
+        assert page, "no delivery"
+        assert page[0]["status"] == "delivered", page[0]
+        found: dict[str, Any] = page[0]
+        return found
+
+    return await eventually(newest)
 
 
 async def subscribe(client: httpx.AsyncClient, url: str, **extra: Any) -> dict[str, Any]:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import httpx
 
-from tests.webhooks.conftest import Receiver, until
+from tests.eventually import eventually
+from tests.webhooks.conftest import Receiver
 from textbridge.kit.secrets import verify_webhook
 
 SECRET = "YOUR_WEBHOOK_SECRET"
@@ -41,7 +42,7 @@ async def test_the_four_urls_get_textlinks_bodies(
         "/v1/messages", json={"to": "+14155550192", "text": "no", "custom_id": "1234"}
     )
     failing_id = failing.json()["messages"][0]["id"]
-    await until(lambda: len(receiver.received) == 6)
+    await eventually(lambda: len(receiver.received) == 6)
 
     for headers, body in receiver.received:  # signed like every other webhook
         assert verify_webhook(
@@ -92,7 +93,7 @@ async def test_the_admin_account_is_no_subuser(
 ) -> None:
     await client.put("/v1/webhooks/textlink", json={"tag": receiver.url})
     await client.post("/v1/contacts", json={"phone": "+14155550100", "tag": "Hot"})
-    await until(lambda: len(receiver.received) == 1)
+    await eventually(lambda: len(receiver.received) == 1)
     body = receiver.bodies()[0]
     assert "subuser_id" not in body
     assert body["secret"].startswith("whsec_")  # one was made: it is in every body

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from typing import Any
 
 import httpx
 import pytest
 
 from tests.conftest import client_of, wait_for
+from tests.eventually import eventually
 from tests.verify.test_verifications import code_of
-from tests.webhooks.conftest import Receiver, subscribe, until
+from tests.webhooks.conftest import Receiver, delivered, subscribe
 from textbridge.db import Database
 from textbridge.kit.secrets import verify_webhook
 from textbridge.settings import Settings
@@ -33,7 +33,7 @@ async def test_a_tag_change_arrives_once_signed(
     await tenant.post(
         "/textlink/api/update-contact-tag", json={"phone_number": "+381690156360", "tag": "Warm"}
     )
-    await until(lambda: len(receiver.received) == 1)
+    await eventually(lambda: len(receiver.received) == 1)
     headers, body = receiver.received[0]
     assert headers["content-type"] == "application/json"
     assert verify_webhook(
@@ -55,7 +55,7 @@ async def test_a_tag_change_arrives_once_signed(
     )
     [listed_event] = (await tenant.get("/v1/events")).json()["data"]
     assert listed_event["id"] == event["id"]
-    await asyncio.sleep(0.3)
+    await asyncio.sleep(0.3)  # deliveries are looked for every 0.05 s: no second one comes
     assert len(receiver.received) == 1  # once
 
 
@@ -65,25 +65,15 @@ async def test_a_failing_receiver_gets_it_again_until_it_answers_2xx(
     receiver.statuses = [500, 503, 404]
     endpoint = await subscribe(tenant, receiver.url)
     await tenant.post("/v1/contacts", json={"phone": "+14155550100", "tag": "cold"})
-    await until(lambda: len(receiver.received) == 4)
+    await eventually(lambda: len(receiver.received) == 4)
     ids = {headers["x-textbridge-event-id"] for headers, _ in receiver.received}
     assert len(ids) == 1  # the same event each time
     answer = await tenant.get(f"/v1/webhooks/{endpoint['id']}/deliveries")
-    [delivery] = answer.json()["data"]
-
-    async def delivered() -> dict[str, Any]:
-        data: dict[str, Any] = (
-            await tenant.get(f"/v1/webhooks/{endpoint['id']}/deliveries")
-        ).json()["data"][0]
-        return data
-
-    deadline = time.monotonic() + 5
-    while (delivery := await delivered())["status"] != "delivered":
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.05)
+    assert len(answer.json()["data"]) == 1
+    delivery = await delivered(tenant, endpoint)
     assert [a["status_code"] for a in delivery["attempts"]] == [500, 503, 404, 200]
     assert delivery["attempts"][0]["error"] == "answered 500"
-    await asyncio.sleep(0.3)
+    await asyncio.sleep(0.3)  # deliveries are looked for every 0.05 s: no fifth one comes
     assert len(receiver.received) == 4  # exactly once after the 2xx
 
 
@@ -95,15 +85,20 @@ async def test_a_receiver_that_is_down_gets_everything_when_it_is_back(
     endpoint = await subscribe(tenant, f"http://127.0.0.1:{port}/hooks")
     for index in range(20):
         await tenant.post("/v1/contacts", json={"phone": f"+1415555{index:04d}", "tag": "new"})
-    await asyncio.sleep(0.5)
-    deliveries = (await tenant.get(f"/v1/webhooks/{endpoint['id']}/deliveries")).json()["data"]
-    assert len(deliveries) == 20
+
+    async def each_refused() -> list[dict[str, Any]]:
+        listed = f"/v1/webhooks/{endpoint['id']}/deliveries"
+        deliveries: list[dict[str, Any]] = (await tenant.get(listed)).json()["data"]
+        assert len(deliveries) == 20
+        assert all(d["attempts"] for d in deliveries), deliveries  # each tried, each refused
+        return deliveries
+
+    deliveries = await eventually(each_refused)
     assert {d["status"] for d in deliveries} == {"pending"}
-    assert all(d["attempts"] for d in deliveries)  # each tried, each refused
     assert {a["status_code"] for d in deliveries for a in d["attempts"]} == {None}
     # It comes back (at the receiver's address).
     await tenant.patch(f"/v1/webhooks/{endpoint['id']}", json={"url": receiver.url})
-    await until(lambda: len(receiver.received) >= 20)
+    await eventually(lambda: len(receiver.received) >= 20)
     phones = sorted(body["data"]["phone"] for body in receiver.bodies())
     assert phones == [f"+1415555{index:04d}" for index in range(20)]  # none lost, none twice
 
@@ -117,10 +112,10 @@ async def test_a_disabled_endpoint_gets_nothing_until_enabled(
         f"/v1/webhooks/{endpoint['id']}", json={"enabled": False, "url": receiver.url}
     )
     assert answer.json()["enabled"] is False
-    await asyncio.sleep(0.5)
+    await asyncio.sleep(0.3)  # retries come within 0.2 s: none to a disabled endpoint
     assert receiver.received == []  # pending, held back
     await tenant.patch(f"/v1/webhooks/{endpoint['id']}", json={"enabled": True})
-    await until(lambda: len(receiver.received) == 1)
+    await eventually(lambda: len(receiver.received) == 1)
 
 
 async def test_one_resources_events_arrive_in_order(
@@ -133,7 +128,7 @@ async def test_one_resources_events_arrive_in_order(
     ).json()
     for index in range(1, 6):
         await tenant.patch(f"/v1/contacts/{contact['id']}", json={"tag": f"t{index}"})
-    await until(lambda: len(receiver.received) == 8)
+    await eventually(lambda: len(receiver.received) == 8)
     tags = [body["data"]["tag"] for body in receiver.bodies()]
     assert tags == ["t0", "t0", "t0", "t1", "t2", "t3", "t4", "t5"]
 
@@ -203,7 +198,7 @@ async def test_webhooks_belong_to_their_account(
         assert (await attempt).status_code == 404
     # The tenant's tag changes never reach the admin's endpoint.
     await tenant.post("/v1/contacts", json={"phone": "+14155550100", "tag": "x"})
-    await asyncio.sleep(0.3)
+    await asyncio.sleep(0.3)  # deliveries are looked for every 0.05 s: none comes
     assert receiver.received == []
     assert (await client.get(f"/v1/webhooks/{theirs['id']}")).json()["enabled"] is True
 
@@ -237,7 +232,7 @@ async def test_message_events_carry_the_message_at_each_status(
             if body["data"]["id"] == message_id
         ]
 
-    await until(lambda: len(of(ok_id)) == 2 and len(of(failing_id)) == 2)
+    await eventually(lambda: len(of(ok_id)) == 2 and len(of(failing_id)) == 2)
     assert of(ok_id) == [("message.sent", "sent"), ("message.delivered", "delivered")]
     assert of(failing_id) == [("message.sent", "sent"), ("message.failed", "failed")]
     sent = next(
@@ -263,7 +258,7 @@ async def test_an_opted_out_recipient_is_a_failed_message_event(
     await tenant.post("/v1/webhooks", json={"url": receiver.url, "events": ["message.failed"]})
     await tenant.post("/v1/contacts", json={"phone": "+14155550100", "opted_out": True})
     await tenant.post("/v1/messages", json={"to": "+14155550100", "text": "sale"})
-    await until(lambda: len(receiver.received) == 1)
+    await eventually(lambda: len(receiver.received) == 1)
     data = receiver.bodies()[0]["data"]
     assert (data["status"], data["error"]["code"]) == ("failed", "opted_out")
 
@@ -284,7 +279,7 @@ async def test_an_approved_verification_is_an_event(
         "/v1/verifications/check", json={"verification_id": started["id"], "code": code}
     )
     assert checked.json()["valid"] is True, checked.text
-    await until(lambda: len(receiver.received) == 1)
+    await eventually(lambda: len(receiver.received) == 1)
     event = receiver.bodies()[0]
     assert event["type"] == "verification.approved"
     assert (event["data"]["id"], event["data"]["phone"]) == (started["id"], "+381690156360")
@@ -299,7 +294,7 @@ async def test_message_events_are_kept_only_for_accounts_that_want_them(
     assert (await tenant.get("/v1/events")).json()["data"] == []
     await tenant.post("/v1/webhooks", json={"url": receiver.url, "events": ["message.delivered"]})
     second = (await tenant.post("/v1/messages", json={"to": "+14155550100", "text": "b"})).json()
-    await until(lambda: len(receiver.received) == 1)
+    await eventually(lambda: len(receiver.received) == 1)
     events = (await tenant.get("/v1/events")).json()["data"]
     assert [(e["type"], e["subject_id"]) for e in events] == [
         ("message.delivered", second["messages"][0]["id"])
@@ -332,18 +327,14 @@ async def test_a_delivery_can_be_sent_again_by_hand(
 ) -> None:
     endpoint = await subscribe(tenant, receiver.url)
     await tenant.post("/v1/contacts", json={"phone": "+14155550100", "tag": "x"})
-    await until(lambda: len(receiver.received) == 1)
+    await eventually(lambda: len(receiver.received) == 1)
     event_id = receiver.bodies()[0]["id"]
     # Recorded first: a redelivery asked while the first answer is on its way is that answer
     # (settle_many), so the receiver would rightly see it once.
-    listed = f"/v1/webhooks/{endpoint['id']}/deliveries"
-    for _ in range(200):
-        if (await tenant.get(listed)).json()["data"][0]["status"] == "delivered":
-            break
-        await asyncio.sleep(0.05)
+    await delivered(tenant, endpoint)
     path = f"/v1/webhooks/{endpoint['id']}/deliveries/{event_id}/redeliver"
     assert (await tenant.post(path)).status_code == 202
-    await until(lambda: len(receiver.received) == 2)
+    await eventually(lambda: len(receiver.received) == 2)
     assert receiver.bodies()[1]["id"] == event_id  # the same event: receivers can tell
     missing = await tenant.post(f"/v1/webhooks/{endpoint['id']}/deliveries/NOPE/redeliver")
     assert missing.status_code == 404
