@@ -5,11 +5,12 @@ parts, waiting on the SIM from before the start), a locked SIM and errors."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
 
+from tests.eventually import eventually
 from textbridge.agent.backend import Events, Incoming
 from textbridge.agent.modem import ModemBackend, ModemError
 from textbridge.simulator.modem import ModemSimulator
@@ -24,22 +25,17 @@ class Phone:
     def __init__(self) -> None:
         self.delivered: dict[str, str | None] = {}
         self.received: list[Incoming] = []
-        self.refuse = 0  # the server is down for this many posts
+        self.posting = 0  # posts begun
+        self.server_up = asyncio.Event()  # a post waits while it is clear
+        self.server_up.set()
 
     async def post(self, sms: Incoming) -> None:
-        while self.refuse:
-            self.refuse -= 1
-            await asyncio.sleep(0.05)  # the agent retries
+        self.posting += 1
+        await self.server_up.wait()
         self.received.append(sms)
 
     def events(self) -> Events:
         return Events(delivered=self.delivered.__setitem__, received=self.post)
-
-
-async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.02)
 
 
 @pytest.fixture
@@ -65,7 +61,7 @@ async def test_sends_and_hears_delivery(simulator: ModemSimulator, mode: str) ->
         assert await backend.send("m1", "+15550001111", "hello €", 1) is None
         assert await backend.send("m2", "+15550002222", LONG_UCS2, 1) is None
         assert await backend.send("m3", "+19995550000", "doomed", 1) is None
-        await until(lambda: len(phone.delivered) == 3)
+        await eventually(lambda: len(phone.delivered) == 3)
     finally:
         await backend.close()
     assert phone.delivered["m1"] is None
@@ -89,7 +85,7 @@ async def test_multipart_gsm_in_pdu_mode(simulator: ModemSimulator) -> None:
     backend = await started(simulator, phone)
     try:
         assert await backend.send("m1", "15550001111", LONG_GSM, 1) is None
-        await until(lambda: "m1" in phone.delivered)
+        await eventually(lambda: "m1" in phone.delivered)
     finally:
         await backend.close()
     assert [sms.number for sms in simulator.sent] == ["15550001111", "15550001111"]
@@ -104,12 +100,12 @@ async def test_receives_and_clears_the_sim(simulator: ModemSimulator, mode: str)
     phone = Phone()
     backend = await started(simulator, phone, mode)
     try:
-        await until(lambda: len(phone.received) == 1)
+        await eventually(lambda: len(phone.received) == 1)
         simulator.receive("+447700900002", "Ответ: да ✅")
         if mode == "pdu":
             simulator.receive("+447700900003", LONG_GSM)
-        await until(lambda: len(phone.received) == (3 if mode == "pdu" else 2))
-        await until(lambda: not simulator.storage)  # deleted once the server had them
+        await eventually(lambda: len(phone.received) == (3 if mode == "pdu" else 2))
+        await eventually(lambda: not simulator.storage)  # deleted once the server had them
     finally:
         await backend.close()
     first, second = phone.received[0], phone.received[1]
@@ -123,14 +119,15 @@ async def test_receives_and_clears_the_sim(simulator: ModemSimulator, mode: str)
 
 async def test_an_sms_stays_on_the_sim_until_the_server_has_it(simulator: ModemSimulator) -> None:
     phone = Phone()
-    phone.refuse = 3
+    phone.server_up.clear()
     backend = await started(simulator, phone)
     try:
         simulator.receive("+447700900009", "keep me")
-        await asyncio.sleep(0.05)
+        await eventually(lambda: phone.posting == 1)
         assert simulator.storage  # not posted yet: still on the SIM
-        await until(lambda: len(phone.received) == 1)
-        await until(lambda: not simulator.storage)
+        phone.server_up.set()
+        await eventually(lambda: len(phone.received) == 1)
+        await eventually(lambda: not simulator.storage)
     finally:
         await backend.close()
 
@@ -145,7 +142,7 @@ async def test_the_same_sms_read_again_has_the_same_id(simulator: ModemSimulator
         simulator.receive("+447700900010", "twice", at)
         phone = Phone()
         backend = await started(simulator, phone)
-        await until(lambda phone=phone: len(phone.received) == 1)  # type: ignore[misc]
+        await eventually(lambda phone=phone: len(phone.received) == 1)  # type: ignore[misc]
         await backend.close()
         ids.append(phone.received[0].id)
     assert ids[0] == ids[1]

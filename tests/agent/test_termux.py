@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from tests.eventually import eventually
 from textbridge.agent.backend import Events, Incoming
 from textbridge.agent.termux import TermuxBackend
 
@@ -84,9 +85,7 @@ async def test_inbox_from_where_it_stopped(termux: Path) -> None:
     backend = TermuxBackend(seen=termux / "seen", inbox_seconds=0.05)
     await backend.start(events)  # the first run: "old news" is history
     write_inbox(termux, [sms(1, "old news"), sms(2, "new one"), sms(3, "and another")])
-    async with asyncio.timeout(5):
-        while len(received) < 2:
-            await asyncio.sleep(0.02)
+    await eventually(lambda: len(received) >= 2)
     await backend.close()
     assert [r.text for r in received] == ["new one", "and another"]
     assert received[0].id == "termux-2"
@@ -97,10 +96,8 @@ async def test_inbox_from_where_it_stopped(termux: Path) -> None:
                          sms(4, "while it was off")])  # fmt: skip
     again = TermuxBackend(seen=termux / "seen", inbox_seconds=0.05)
     await again.start(events)
-    async with asyncio.timeout(5):
-        while len(received) < 3:
-            await asyncio.sleep(0.02)
-    await asyncio.sleep(0.2)
+    await eventually(lambda: len(received) >= 3)
+    await asyncio.sleep(0.2)  # the inbox is read every 0.05 s: nothing is posted twice
     await again.close()
     assert [r.text for r in received] == ["new one", "and another", "while it was off"]
 

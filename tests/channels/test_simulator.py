@@ -9,6 +9,7 @@ from importlib.metadata import EntryPoint
 
 import pytest
 
+from tests.eventually import eventually
 from textbridge.channels import (
     InboundSms,
     InFlight,
@@ -51,14 +52,6 @@ def outbound(message_id: str, phone: str, attempts: int = 1) -> OutboundMessage:
     )
 
 
-async def wait_reports(collector: Collector, count: int) -> None:
-    for _ in range(200):
-        if len(collector.reports) >= count:
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"{len(collector.reports)} reports, expected {count}")
-
-
 async def test_each_number_range_behaves_as_documented() -> None:
     channel = SimulatorChannel(SimulatorConfig(delivery_delay=0.01, temporary_failures=1))
     collector = Collector()
@@ -85,8 +78,8 @@ async def test_each_number_range_behaves_as_documented() -> None:
             "flaky-second": Outcome.SENT,
             "busy": Outcome.RETRY,
         }
-        await wait_reports(collector, 3)
-        await asyncio.sleep(0.05)
+        await eventually(lambda: len(collector.reports) >= 3)
+        await asyncio.sleep(0.05)  # five delivery delays: no other report comes
         reports = {r.message_id: (r.status, r.error_code) for r in collector.reports}
         assert reports == {
             "ok": (MessageStatus.DELIVERED, None),
@@ -105,7 +98,7 @@ async def test_loss_rate_fails_that_share_of_messages_deterministically() -> Non
     try:
         batch = [outbound(f"m{i}", f"+1415200{i:04d}") for i in range(1000)]
         await channel.send(batch)
-        await wait_reports(collector, 1000)
+        await eventually(lambda: len(collector.reports) >= 1000)
     finally:
         await channel.stop()
     lost = {r.message_id for r in collector.reports if r.error_code == "simulated_loss"}
@@ -128,8 +121,8 @@ async def test_resume_reports_what_was_sent_before_a_restart() -> None:
                 InFlight("recent", "+14155550101", "sim-recent", utcnow()),
             ]
         )
-        await wait_reports(collector, 2)
-        await asyncio.sleep(0.05)
+        await eventually(lambda: len(collector.reports) >= 2)
+        await asyncio.sleep(0.05)  # no other report comes at once
     finally:
         await channel.stop()
     # Overdue reports go out at once; the recent one waits for its delay; silent never reports.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 
@@ -11,6 +10,7 @@ import pytest
 
 from tests.conftest import ADMIN_KEY
 from tests.e2e.server import ServerProcess
+from tests.eventually import eventually
 
 
 async def test_send_sms_answers_the_documented_shape(client: httpx.AsyncClient) -> None:
@@ -94,15 +94,15 @@ async def test_bulk_sms_starts_a_job_and_bulk_count_follows_it(
     }
     [job] = (await client.get("/v1/bulk-jobs")).json()["data"]
     assert (job["source"], job["total"]) == ("textflow", 300)
-    deadline = time.monotonic() + 30
-    while True:
+
+    async def all_counted() -> bool:
         counted = (await client.post("/textflow/api/bulk-count")).json()
         assert set(counted) == {"ok", "count", "status", "message"}
         assert counted["message"] == "Bulk messages successfully counted"
-        if counted["count"] == 0 or time.monotonic() > deadline:
-            break
-        await asyncio.sleep(0.1)
-    assert counted["count"] == 0
+        assert counted["count"] == 0, counted
+        return True
+
+    await eventually(all_counted, within=30, interval=0.1)
     job = (await client.get(f"/v1/bulk-jobs/{job['id']}")).json()
     assert job["pending"] == 0
     assert sum(job["by_status"].values()) == 300

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import func, select
 
-from tests.conftest import keyed
+from tests.conftest import keyed, wait_for
+from tests.eventually import eventually
 from textbridge.billing.service import billing
 from textbridge.db import Database
 from textbridge.errors import InsufficientBalance
@@ -25,12 +25,14 @@ async def test_a_bulk_job_is_accepted_whole_and_drains(client: httpx.AsyncClient
     job = answer.json()
     assert (job["source"], job["total"]) == ("native", 2500)
     assert sum(job["by_status"].values()) == 2500
-    deadline = time.monotonic() + 60
-    while job["by_status"] != {"delivered": 2500} and time.monotonic() < deadline:
-        await asyncio.sleep(0.2)
-        job = (await client.get(f"/v1/bulk-jobs/{job['id']}")).json()
+
+    async def drained() -> dict[str, Any]:
+        found: dict[str, Any] = (await client.get(f"/v1/bulk-jobs/{job['id']}")).json()
+        assert found["by_status"] == {"delivered": 2500}, found["by_status"]
+        return found
+
+    job = await eventually(drained, within=60, interval=0.2)
     assert job["pending"] == 0
-    assert job["by_status"] == {"delivered": 2500}
     ledger = (await client.get("/v1/account/ledger")).json()["data"]
     assert ledger[0]["reference"] == job["id"]
     assert ledger[0]["amount"] == round(-2500 * 0.0079, 6)
@@ -41,12 +43,7 @@ async def test_ordinary_messages_overtake_a_bulk_job(client: httpx.AsyncClient) 
     await client.post("/v1/bulk-jobs", json={"to": numbers, "text": "Campaign"})
     answer = await client.post("/v1/messages", json={"to": "+14155550100", "text": "Urgent"})
     urgent = answer.json()["messages"][0]["id"]
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        status = (await client.get(f"/v1/messages/{urgent}")).json()["status"]
-        if status in ("sent", "delivered"):
-            break
-        await asyncio.sleep(0.02)
+    await wait_for(client, urgent, {"sent", "delivered"}, within=30)
     [job] = (await client.get("/v1/bulk-jobs")).json()["data"]
     # The urgent message went out while most of the campaign still waited.
     assert job["pending"] > 1000

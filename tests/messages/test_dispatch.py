@@ -4,7 +4,6 @@ race on the same rows, and nothing sent twice."""
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 
 import httpx
@@ -12,6 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.conftest import make_settings
+from tests.eventually import eventually
 from textbridge.db import Database
 from textbridge.models import Message
 from textbridge.settings import Settings
@@ -38,8 +38,8 @@ async def test_three_thousand_messages_are_each_sent_once(
         )
     )
     assert all(answer.status_code == 202 for answer in answers)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+
+    async def all_delivered() -> bool:
         async with db.transaction() as session:
             counts = dict(
                 (
@@ -48,10 +48,10 @@ async def test_three_thousand_messages_are_each_sent_once(
                     )
                 ).all()
             )
-        if counts.get("delivered") == 3000:
-            break
-        await asyncio.sleep(0.1)
-    assert counts == {"delivered": 3000}
+        assert counts == {"delivered": 3000}, counts
+        return True
+
+    await eventually(all_delivered, within=60, interval=0.1)
     async with db.transaction() as session:
         attempts = (await session.execute(select(func.max(Message.attempts)))).scalar_one()
     assert attempts == 1  # a lost outcome would have let the lease lapse and sent it again

@@ -5,8 +5,6 @@ channel each message is routed to."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +14,7 @@ import pytest
 from tests.conftest import client_of, make_settings, wait_for
 from tests.devices.test_messages import a_phone, pull
 from tests.devices.test_registration import phone
+from tests.eventually import eventually
 from textbridge.db import Database
 from textbridge.settings import Environment, Settings
 
@@ -45,16 +44,16 @@ async def rechecked(client: httpx.AsyncClient, message_id: str, times: int) -> d
     """The message once the dispatcher has taken it ``times`` times (each claim stamps its
     ``dispatching`` time afresh) and put it back."""
     seen: set[str] = set()
-    deadline = time.monotonic() + 10
-    while True:
+
+    async def put_back() -> dict[str, Any]:
         body: dict[str, Any] = (await client.get(f"/v1/messages/{message_id}")).json()
         if (stamp := body["status_times"].get("dispatching")) is not None:
             seen.add(stamp)
-        if len(seen) >= times and body["status"] == "queued":
-            return body
-        if time.monotonic() > deadline:
-            raise AssertionError(f"taken {len(seen)} times: {body}")
-        await asyncio.sleep(0.02)
+        assert len(seen) >= times, f"taken {len(seen)} times: {body}"
+        assert body["status"] == "queued", body
+        return body
+
+    return await eventually(put_back, interval=0.02)
 
 
 async def balance(client: httpx.AsyncClient) -> float:
