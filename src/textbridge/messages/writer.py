@@ -196,6 +196,7 @@ class AcceptanceWriter:
         """A large bulk job: its rows as ``preparing``, the commit point, its rows released
         (the module's docstring). Answers once every row is released."""
         ids = [row["id"] for row in acceptance.rows]
+        written = 0
         try:
             async with self.db.transaction() as session:  # no point writing what cannot be paid
                 shortfall = await billing.shortfall(
@@ -209,15 +210,21 @@ class AcceptanceWriter:
                     await MessageRepository(session).insert_many(
                         [{**row, "status": preparing} for row in part]
                     )
+                written += len(part)
                 await asyncio.sleep(0)
             async with self.db.transaction() as session:
                 await _commit_prepared(session, acceptance)
         except Exception as exc:
             if not isinstance(exc, TextbridgeError):
                 log.exception("could not write a bulk job", batch_id=acceptance.batch_id)
-            await _discard(self.db, ids)
+            await _discard(self.db, ids[:written])
             raise
-        await _release(self.db, ids, self.on_commit if acceptance.wakes_dispatcher else None)
+        try:
+            await _release(self.db, ids, self.on_commit if acceptance.wakes_dispatcher else None)
+        except Exception:
+            # The job is committed, whole and paid for: answered as accepted (a 500 would be
+            # sent again, as a second job); housekeeping releases what is left.
+            log.exception("bulk job committed, not all released", batch_id=acceptance.batch_id)
         MESSAGES_ACCEPTED.inc(len(ids))
 
 
@@ -288,7 +295,7 @@ async def _commit_prepared(session: AsyncSession, acceptance: Acceptance) -> Non
 
 async def _release(db: Database, ids: Sequence[str], on_commit: Callable[[], None] | None) -> None:
     """A committed job's rows join the queue, chunk by chunk (``Database.run``: a transaction
-    refused for a passing reason is tried again). If it still fails, housekeeping finishes."""
+    refused for a passing reason is tried again)."""
     for part in _chunks(ids):
         await db.run(partial(_release_part, part=part, announce=on_commit is not None))
         if on_commit is not None:
