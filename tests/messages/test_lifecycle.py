@@ -103,11 +103,11 @@ async def test_a_message_never_delivered_expires_at_its_ttl_and_is_refunded(
     tenant: httpx.AsyncClient,
 ) -> None:
     message_id = await send_one(tenant, NEVER_DELIVERED, ttl_seconds=1)
-    sent = await wait_for(tenant, message_id, {"sent", "expired"})
-    assert sent["status"] == "sent"
-    assert moment(sent["expires_at"]) - moment(sent["created_at"]) == timedelta(seconds=1)
+    # Its times say it was sent and then expired: a loaded machine may never show it "sent".
     message = await wait_for(tenant, message_id)
     assert message["status"] == "expired"
+    assert list(message["status_times"])[-2:] == ["sent", "expired"]
+    assert moment(message["expires_at"]) - moment(message["created_at"]) == timedelta(seconds=1)
     assert message["error"]["code"] == "expired"
     assert moment(message["status_times"]["expired"]) >= moment(message["expires_at"])
     await assert_refunded(tenant, message)
@@ -148,21 +148,22 @@ async def test_only_the_failed_part_of_a_batch_is_refunded(tenant: httpx.AsyncCl
 async def test_a_scheduled_message_waits_then_goes_out(client: httpx.AsyncClient) -> None:
     schedule_at = datetime.now(UTC) + timedelta(seconds=1)
     accepted = await send(client, "+14155550100", schedule_at=schedule_at.isoformat())
-    assert accepted["status"] == "accepted"
-    assert accepted["messages"][0]["status"] == "accepted"
     message_id = accepted["messages"][0]["id"]
-
-    waiting = (await client.get(f"/v1/messages/{message_id}")).json()
-    assert waiting["status"] == "accepted"
-    assert list(waiting["status_times"]) == ["accepted"]
-    assert moment(waiting["schedule_at"]) == schedule_at
     await asyncio.sleep(0.3)  # the dispatcher polls several times meanwhile
-    assert (await client.get(f"/v1/messages/{message_id}")).json()["status"] == "accepted"
+    waiting = (await client.get(f"/v1/messages/{message_id}")).json()
+    asked_in_time = datetime.now(UTC) < schedule_at
 
     message = await wait_for(client, message_id)
     assert message["status"] == "delivered"
     assert moment(message["status_times"]["queued"]) >= schedule_at
     assert moment(message["status_times"]["sent"]) >= schedule_at
+    # A loaded machine may be past the second before the message is accepted or looked at
+    # again: what was seen then is held to "waiting" only if it was seen in time.
+    if moment(message["created_at"]) < schedule_at:
+        assert (accepted["status"], accepted["messages"][0]["status"]) == ("accepted", "accepted")
+        assert moment(message["schedule_at"]) == schedule_at
+    if asked_in_time:
+        assert (waiting["status"], list(waiting["status_times"])) == ("accepted", ["accepted"])
 
 
 async def test_a_schedule_time_without_offset_is_utc(client: httpx.AsyncClient) -> None:
@@ -208,7 +209,7 @@ async def test_a_delivered_message_cannot_be_cancelled(tenant: httpx.AsyncClient
 async def test_listing_filters_and_pages(client: httpx.AsyncClient) -> None:
     numbers = [f"+1415555010{i}" for i in range(1, 7)] + [REJECTED]
     early = [await send(client, number) for number in numbers[:3]]
-    await asyncio.sleep(0.02)
+    await asyncio.sleep(0.02)  # the boundary falls clearly between two creation times
     boundary = datetime.now(UTC)
     await asyncio.sleep(0.02)
     late = [await send(client, number) for number in numbers[3:]]
