@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 
 from tests.conftest import ADMIN_KEY
+from tests.eventually import eventually_sync
 
 
 class ServerProcess:
@@ -57,23 +58,24 @@ class ServerProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
+        process = self.process
+
+        def up() -> bool:
+            if process.poll() is not None:
                 raise RuntimeError(f"server exited: {self.log.read_text()}")
             if self.command == "worker":
-                if "worker running" in self.log.read_text():
-                    return self
-                time.sleep(0.1)
-                continue
+                return "worker running" in self.log.read_text()
             try:
                 health = httpx.get(f"{self.url}/health", timeout=1, verify=self.verify)
-                if health.status_code == 200:
-                    return self
             except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"server did not start: {self.log.read_text()}")
+                return False
+            return health.status_code == 200
+
+        try:
+            eventually_sync(up, within=timeout, interval=0.1)
+        except AssertionError:
+            raise RuntimeError(f"server did not start: {self.log.read_text()}") from None
+        return self
 
     def client(self, key: str = ADMIN_KEY) -> httpx.Client:
         return httpx.Client(

@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +18,7 @@ import httpx
 import pytest
 
 from tests.e2e.server import ServerProcess
+from tests.eventually import eventually_sync
 
 pytestmark = pytest.mark.slow
 
@@ -26,7 +26,7 @@ LIMIT = 600  # per SIM and minute: the survivor's two SIMs can take everything i
 
 DEVICES = {
     "device_take_seconds": 3,
-    "device_send_seconds": 3,
+    "device_send_seconds": 3,  # a phone that took messages and is silent this long is gone
     "device_keepalive_seconds": 1,
     "dispatch_poll_seconds": 0.1,
     "maintenance_interval_seconds": 0.5,
@@ -61,13 +61,6 @@ def journal(work: Path, name: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def wait(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.2)
-
-
 def test_two_agents_deliver_a_thousand_and_survive_a_kill(
     database_url: str, tmp_path: Path, free_port: Callable[[], int]
 ) -> None:
@@ -80,7 +73,7 @@ def test_two_agents_deliver_a_thousand_and_survive_a_kill(
             token = client.post("/v1/devices/pairing").json()["token"]
             for name in ("alpha", "beta"):
                 agents[name] = start_agent(server, token, name, tmp_path)
-            wait(lambda: len(client.get("/v1/sim-cards").json()) == 4, 30, "agents registered")
+            eventually_sync(lambda: len(client.get("/v1/sim-cards").json()) == 4, within=30)
             for sim in client.get("/v1/sim-cards").json():
                 client.patch(f"/v1/sim-cards/{sim['id']}", json={"per_minute": LIMIT})
             beta = next(d for d in client.get("/v1/devices").json() if d["name"] == "beta")
@@ -103,11 +96,12 @@ def test_two_agents_deliver_a_thousand_and_survive_a_kill(
                 return sum(1 for e in journal(tmp_path, "alpha") + journal(tmp_path, "beta")
                            if e["event"] == "reported")  # fmt: skip
 
-            wait(lambda: delivered() >= 250, 60, "the agents started sending")
+            eventually_sync(lambda: delivered() >= 250, within=60)  # the agents started sending
             agents["alpha"].send_signal(signal.SIGKILL)
             agents["alpha"].wait(timeout=10)
 
-            wait(lambda: _count(client, "delivered") >= 1005, 120, "every message delivered")
+            # Two loaded cores (other suites running) take two minutes for the survivor's 900.
+            eventually_sync(lambda: _count(client, "delivered") >= 1005, within=300)
             assert _count(client, "dispatching") + _count(client, "queued") == 0
             pinned_sent = client.get("/v1/messages", params={"phone": "+14153009000"}).json()
             assert pinned_sent["data"][0]["status"] == "delivered"

@@ -10,7 +10,6 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.e2e.server import ServerProcess
@@ -69,9 +68,8 @@ async def test_first_start_send_and_admin_commands(
         new_key = textbridge("keys", "create", "--account", "shop", env=env)
         assert new_key.returncode == 0, new_key.stderr
         for key in (shop["api_key"], new_key.stdout.strip()):
-            account = httpx.get(
-                f"{server.url}/v1/account", headers={"Authorization": f"Bearer {key}"}
-            ).json()
+            with server.client(key) as client:
+                account = client.get("/v1/account").json()
             assert (account["name"], account["balance"]) == ("shop", 25)
 
         inbound = textbridge(

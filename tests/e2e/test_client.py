@@ -10,6 +10,7 @@ import pytest
 
 from tests.conftest import ADMIN_KEY
 from tests.e2e.server import ServerProcess
+from tests.eventually import eventually_sync
 from tests.webhooks.conftest import serving
 from textbridge.client import Client, WebhookError, parse_webhook
 from textbridge.kit.secrets import sign_webhook
@@ -32,10 +33,7 @@ def test_the_client_sends_and_verifies_the_webhooks_it_gets(
             hook = textbridge.create_webhook(receiver.url, ["message.sent"])
             sent = textbridge.send("+14155550100", "Hello", custom_id="order-1")
             message_id = sent["messages"][0]["id"]
-            deadline = time.monotonic() + 20
-            while not receiver.received:
-                assert time.monotonic() < deadline
-                time.sleep(0.05)
+            eventually_sync(lambda: receiver.received, within=20)
             assert textbridge.message(message_id)["custom_id"] == "order-1"
     finally:
         server.stop()

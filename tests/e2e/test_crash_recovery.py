@@ -3,10 +3,8 @@ accepted message to a final status; no batch is ever half-written."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable
 from datetime import timedelta
@@ -18,6 +16,7 @@ from sqlalchemy import func, select
 
 from tests.conftest import ADMIN_KEY
 from tests.e2e.server import ServerProcess
+from tests.eventually import eventually
 from textbridge.db import Database
 from textbridge.kit.clock import utcnow
 from textbridge.messages.writer import PREPARING_GRACE, recover_prepared
@@ -38,24 +37,22 @@ async def status_counts(db: Database) -> Counter[str]:
         return Counter({status: count for status, count in rows.all()})
 
 
-def wait_all_final(client: httpx.Client, ids: list[str], timeout: float = 60) -> dict[str, str]:
-    deadline = time.monotonic() + timeout
+async def wait_all_final(
+    client: httpx.Client, ids: list[str], *, within: float = 60
+) -> dict[str, str]:
+    """Each message's status once all are final (only those still moving are asked again)."""
     statuses: dict[str, str] = {}
-    pending = list(ids)
-    while pending and time.monotonic() < deadline:
-        still = []
-        for message_id in pending:
+
+    def all_final() -> dict[str, str]:
+        for message_id in [i for i in ids if statuses.get(i) not in FINAL]:
             answer = client.get(f"/v1/messages/{message_id}")
             assert answer.status_code == 200, answer.text
-            status = answer.json()["status"]
-            statuses[message_id] = status
-            if status not in FINAL:
-                still.append(message_id)
-        pending = still
-        if pending:
-            time.sleep(0.2)
-    assert not pending, f"{len(pending)} messages never reached a final status"
-    return statuses
+            statuses[message_id] = answer.json()["status"]
+        pending = sum(statuses[i] not in FINAL for i in ids)
+        assert not pending, f"{pending} messages never reached a final status"
+        return statuses
+
+    return await eventually(all_final, within=within, interval=0.2)
 
 
 async def test_sigkill_with_messages_queued_dispatching_and_sent_loses_none(
@@ -81,7 +78,12 @@ async def test_sigkill_with_messages_queued_dispatching_and_sent_loses_none(
                 )
                 assert answer.status_code == 202, answer.text
                 accepted += [m["id"] for m in answer.json()["messages"]]
-            time.sleep(0.6)
+
+        async def in_flight() -> bool:
+            counts = await status_counts(db)
+            return counts["sent"] + counts["dispatching"] > 0
+
+        await eventually(in_flight, interval=0.02)
     finally:
         first.kill()
 
@@ -100,7 +102,7 @@ async def test_sigkill_with_messages_queued_dispatching_and_sent_loses_none(
     ).start()
     try:
         with second.client() as client:
-            statuses = wait_all_final(client, accepted)
+            statuses = await wait_all_final(client, accepted)
     finally:
         second.stop()
     assert Counter(statuses.values()) == Counter({"delivered": 200}), before
@@ -132,8 +134,10 @@ async def test_sigkill_during_acceptance_leaves_no_half_written_batch(
     threads = [threading.Thread(target=hammer, args=(i * 1000,)) for i in range(4)]
     for thread in threads:
         thread.start()
-    time.sleep(1.5)
-    server.kill()
+    try:
+        await eventually(lambda: len(answered) >= 10)  # the kill comes amid a stream of writes
+    finally:
+        server.kill()
     stop.set()
     for thread in threads:
         thread.join(timeout=10)
@@ -226,15 +230,16 @@ async def kill_when(
     text: str,
     ready: Callable[[Counter[str], str | None], bool],
 ) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+
+    async def is_ready() -> bool:
         statuses, job, _ = await job_state(db, text)
-        if ready(statuses, job):
-            server.kill()
-            return
-        await asyncio.sleep(0.005)
-    server.kill()
-    raise AssertionError(f"never ready: {statuses}, job {job}")
+        assert ready(statuses, job), f"never ready: {statuses}, job {job}"
+        return True
+
+    try:
+        await eventually(is_ready, within=60, interval=0.005)
+    finally:
+        server.kill()
 
 
 async def test_sigkill_during_a_bulk_job_leaves_it_whole_or_absent(

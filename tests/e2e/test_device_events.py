@@ -4,7 +4,6 @@ keepalive comments, and a client that disconnects and reconnects."""
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,6 +13,7 @@ import httpx
 import pytest
 
 from tests.e2e.server import ServerProcess
+from tests.eventually import eventually_sync
 
 pytestmark = pytest.mark.slow
 
@@ -42,11 +42,12 @@ class Stream:
         except httpx.HTTPError:
             pass  # closed
 
-    def wait_for(self, line: str, timeout: float = 10) -> None:
-        deadline = time.monotonic() + timeout
-        while line not in self.lines:
-            assert time.monotonic() < deadline, self.lines
-            time.sleep(0.05)
+    def wait_for(self, line: str) -> None:
+        def read() -> bool:
+            assert line in self.lines, self.lines
+            return True
+
+        eventually_sync(read)
 
     def close(self) -> None:
         self.client.close()
@@ -150,11 +151,11 @@ def test_a_stream_held_by_an_api_process_hears_what_a_worker_gave_the_phone(
         with phone_on_stream(api, "far phone") as (client, device, stream):
             sent = client.post("/v1/messages", json={"to": "+14155550100", "text": "x"})
             message_id = sent.json()["messages"][0]["id"]
-            stream.wait_for("event: MessageEnqueued", timeout=10)
+            stream.wait_for("event: MessageEnqueued")
             assert client.get(f"/v1/messages/{message_id}").json()["device_id"] == device["id"]
             cancelled = client.post(f"/v1/messages/{message_id}/cancel")
             assert cancelled.status_code == 200, cancelled.text
-            stream.wait_for("event: MessageCancelled", timeout=10)
+            stream.wait_for("event: MessageCancelled")
     finally:
         worker.stop()
         api.stop()

@@ -4,6 +4,7 @@ whole batch; and every repeat is visible in the message's history."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 import threading
 import time
@@ -78,10 +79,10 @@ async def test_each_kill_resends_at_most_one_chunk_and_says_so(
     loader.start()
     try:
         for _ in range(KILLS):
-            time.sleep(rng.uniform(0.8, 1.5))
+            await asyncio.sleep(rng.uniform(0.8, 1.5))  # load meanwhile, then a kill at random
             server.kill()
             server = start()
-        time.sleep(0.5)
+        await asyncio.sleep(0.5)  # the last server takes load too
         posting.clear()
         loader.join()
         # A kill between a commit and its answer leaves messages the client never heard of:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.server import ServerProcess
-from tests.e2e.test_agents import wait
+from tests.eventually import eventually_sync
 from tests.webhooks.conftest import serving
 from textbridge.simulator.modem import ModemSimulator
 
@@ -57,7 +57,7 @@ def test_a_modem_sends_and_receives(
             assert client.post("/v1/webhooks", json=body).status_code == 201
             token = client.post("/v1/devices/pairing").json()["token"]
             agent = start_agent(server, token, modem, tmp_path)
-            wait(lambda: len(client.get("/v1/sim-cards").json()) == 1, 30, "the modem registered")
+            eventually_sync(lambda: len(client.get("/v1/sim-cards").json()) == 1, within=30)
 
             to = [f"+1415300{n:04d}" for n in range(20)] + ["+14155550199"]
             sent = client.post("/v1/messages", json={"to": to, "text": "Привет " * 20})
@@ -71,20 +71,20 @@ def test_a_modem_sends_and_receives(
                 statuses = finished()
                 return len(statuses) == 21 and set(statuses.values()) <= {"delivered", "failed"}
 
-            wait(reported, 60, "every message reported")
+            eventually_sync(reported, within=60)  # every message reported
             statuses = finished()
             assert statuses.pop("+14155550199") == "failed"
             assert set(statuses.values()) == {"delivered"}
             assert len(modem.sent) == 21 * 3  # 140 UCS-2 units: three parts each
 
             modem.receive("+14153009555", "Yes, count me in")
-            wait(lambda: len(receiver.received) == 1, 30, "the webhook of the received SMS")
+            eventually_sync(lambda: len(receiver.received) == 1, within=30)
             event = receiver.bodies()[0]
             assert event["data"]["from"] == "+14153009555"
             assert event["data"]["text"] == "Yes, count me in"
             conversation = client.get("/v1/conversations/+14153009555/messages").json()
             assert [m["text"] for m in conversation["data"]] == ["Yes, count me in"]
-            wait(lambda: not modem.storage, 10, "the SMS deleted from the SIM")
+            eventually_sync(lambda: not modem.storage, within=10)  # the SMS deleted from the SIM
 
             # Killed after the server had it but before it left the SIM: posted again on
             # start, kept once.
@@ -93,10 +93,10 @@ def test_a_modem_sends_and_receives(
             modem.receive("+14153009556", "after a crash")
             modem.storage[99] = modem.storage[min(modem.storage)]  # the same SMS, twice
             agent = start_agent(server, token, modem, tmp_path)
-            wait(lambda: not modem.storage, 30, "both copies posted and deleted")
+            eventually_sync(lambda: not modem.storage, within=30)  # both copies posted and deleted
             messages = client.get("/v1/conversations/+14153009556/messages").json()["data"]
             assert [m["text"] for m in messages] == ["after a crash"]
-            wait(lambda: len(receiver.received) == 2, 10, "its webhook")
+            eventually_sync(lambda: len(receiver.received) == 2, within=10)  # its webhook
     finally:
         if agent is not None and agent.poll() is None:
             agent.terminate()

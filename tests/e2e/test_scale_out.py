@@ -3,14 +3,15 @@ workers never take the same message twice."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import Row, select
 
 from tests.e2e.server import ServerProcess
+from tests.eventually import eventually
 from textbridge.db import Database
 from textbridge.models import Message
 
@@ -42,13 +43,14 @@ async def test_api_and_two_workers_deliver_everything_once(
                 answer = client.post("/v1/messages", json={"to": to, "text": "scale"})
                 assert answer.status_code == 202, answer.text
             assert client.get("/health").json()["role"] == "api"
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
+
+        async def all_delivered() -> Sequence[Row[tuple[str, int]]]:
             async with db.transaction() as session:
                 rows = (await session.execute(select(Message.status, Message.attempts))).all()
-            if all(status == "delivered" for status, _ in rows):
-                break
-            time.sleep(0.2)
+            assert all(status == "delivered" for status, _ in rows), Counter(s for s, _ in rows)
+            return rows
+
+        rows = await eventually(all_delivered, within=30, interval=0.2)
     finally:
         api.stop()
         for worker in workers:

@@ -16,7 +16,7 @@ import pytest
 
 from tests.agent.test_termux import LIST, SEND, sms, write_inbox
 from tests.e2e.server import ServerProcess
-from tests.e2e.test_agents import wait
+from tests.eventually import eventually_sync
 
 pytestmark = pytest.mark.slow
 
@@ -51,13 +51,15 @@ def test_a_termux_phone_sends_receives_and_replays(
                      "--state", str(tmp_path / "agent.json"), "--poll-seconds", "1"],
                     stdout=log, stderr=subprocess.STDOUT, env=env,
                 )  # fmt: skip
-            wait(lambda: len(client.get("/v1/devices").json()) == 1, 30, "the phone registered")
+            eventually_sync(lambda: len(client.get("/v1/devices").json()) == 1, within=30)
             device = client.get("/v1/devices").json()[0]["id"]
 
             sent = client.post("/v1/messages", json={"to": "+14153001234", "text": "from termux"})
             message_id = sent.json()["messages"][0]["id"]
-            wait(lambda: client.get(f"/v1/messages/{message_id}").json()["status"] == "sent",
-                 30, "sent through termux-sms-send")  # fmt: skip
+            eventually_sync(  # sent through termux-sms-send
+                lambda: client.get(f"/v1/messages/{message_id}").json()["status"] == "sent",
+                within=30,
+            )
             lines = (tmp_path / "sent.jsonl").read_text().splitlines()
             assert [json.loads(line) for line in lines] == [
                 ["-n", "+14153001234", "-s", "0", "from termux"]
@@ -69,13 +71,13 @@ def test_a_termux_phone_sends_receives_and_replays(
 
             history = sms(1, "history", "2026-11-01 09:00:00", SENDER)
             write_inbox(tmp_path, [history, sms(2, "new in the inbox", sender=SENDER)])
-            wait(lambda: thread(SENDER) == ["new in the inbox"], 30, "inbound SMS")
+            eventually_sync(lambda: thread(SENDER) == ["new in the inbox"], within=30)
 
             # The history the first run skipped comes back on request, and the SMS already
             # stored is not stored twice.
             span = {"since": "2026-10-31T00:00:00Z", "until": "2026-11-23T00:00:00Z"}
             assert client.post(f"/v1/devices/{device}/export", json=span).status_code == 202
-            wait(lambda: len(thread(SENDER)) == 2, 30, "the replayed history")
+            eventually_sync(lambda: len(thread(SENDER)) == 2, within=30)  # the replayed history
             assert sorted(thread(SENDER)) == ["history", "new in the inbox"]
     finally:
         if agent is not None and agent.poll() is None:

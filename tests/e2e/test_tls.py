@@ -9,7 +9,6 @@ import os
 import ssl
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.e2e.server import ServerProcess
+from tests.eventually import eventually_sync
 from textbridge.cli import app
 
 pytestmark = pytest.mark.slow
@@ -110,12 +110,19 @@ def test_an_agent_delivers_over_https_with_the_private_ca(
                     stderr=subprocess.STDOUT,
                     env={**os.environ, "TEXTBRIDGE_DATA_DIR": str(tmp_path)},
                 )  # fmt: skip
-            wait(lambda: len(client.get("/v1/devices").json()) == 1, 30, "agent registered")
+            eventually_sync(lambda: len(client.get("/v1/devices").json()) == 1, within=30)
             sent = client.post("/v1/messages", json={"to": "+14155550100", "text": "over tls"})
             assert sent.status_code == 202, sent.text
             url = f"/v1/messages/{sent.json()['messages'][0]['id']}"
-            logs = f"delivered (logs: {tmp_path / 'agent.log'}, {server.log})"
-            wait(lambda: client.get(url).json()["status"] == "delivered", 30, logs)
+
+            def delivered() -> bool:
+                status = client.get(url).json()["status"]
+                assert status == "delivered", (
+                    f"{status} (logs: {tmp_path / 'agent.log'}, {server.log})"
+                )
+                return True
+
+            eventually_sync(delivered, within=30)
             assert client.get(url).json()["device_id"] is not None  # the phone, not the simulator
     finally:
         if agent is not None and agent.poll() is None:
@@ -137,10 +144,3 @@ def test_half_of_the_tls_options_is_a_usage_error(tmp_path: Path) -> None:
     )
     assert unreadable.exit_code == 2
     assert "cannot read" in unreadable.output
-
-
-def wait(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.2)
