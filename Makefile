@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint format bench clean
+.PHONY: run test test-fast lint format bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,11 +21,16 @@ $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
 run: $(VENV)/.installed
 	$(BIN)/textbridge serve
 
-## Install the test tools, run the linters, then the whole suite on SQLite and PostgreSQL.
+## Install the test tools, run the linters, then the whole suite on SQLite and PostgreSQL,
+## on two workers (each with its own databases).
 test: $(VENV)/.installed-test
 	scripts/ensure-postgres
 	$(MAKE) --no-print-directory lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2
+
+## The edit loop: SQLite only, no real server processes.
+test-fast: $(VENV)/.installed-test
+	$(BIN)/python -m pytest -n 2 -q -m "not slow" -k "not postgresql" --ignore=tests/e2e
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check src tests
