@@ -119,9 +119,11 @@ class Settings(BaseSettings):
     public_url: str | None = None
     device_ping_seconds: int = Field(default=60, ge=10)  # the app pings this often
     device_online_seconds: int = Field(default=300, ge=10)  # seen this recently: online
-    # A message given to a phone that has not taken it by then goes to another SIM.
+    # A message given to a phone and not taken this long after that (or after the phone's
+    # last pull that showed it) goes to another SIM ...
     device_take_seconds: int = Field(default=300, ge=1)
-    # ... and one it took but has not reported sent by then (it died) goes to another SIM.
+    # ... and one it took, once the phone has reported nothing for that long (it died): each
+    # report renews its holds, so a phone still working through a long queue keeps them.
     device_send_seconds: int = Field(default=900, ge=1)
     device_keepalive_seconds: float = Field(default=15, gt=0)  # SSE comments, as the app expects
     # Failed registrations and code requests per client address, and per account once a

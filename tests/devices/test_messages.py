@@ -6,15 +6,20 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import update
 
 from tests.conftest import make_settings, wait_for
 from tests.devices.test_registration import MOBILE, paired, phone, register
+from tests.eventually import eventually
+from textbridge.db import Database
+from textbridge.kit.clock import utcnow
+from textbridge.models import Message
 from textbridge.settings import Settings
 
 
@@ -280,3 +285,99 @@ async def test_a_report_that_comes_after_the_hold_lapsed_still_counts(
     found = await status_of(tenant, message_id)
     assert found["status"] == "delivered"
     assert found["device_id"] == slow["id"]
+
+
+async def test_a_phone_that_keeps_reporting_keeps_what_it_took(tenant: httpx.AsyncClient) -> None:
+    """A phone works through what it took at its own pace, reporting each message: every
+    report renews its hold on the rest (``DEVICE_SEND_SECONDS`` is how long it may stay
+    silent), so no other phone is given one it is still sending."""
+    slow = await a_phone(tenant)
+    sent = await tenant.post(
+        "/v1/messages", json={"to": [f"+1415555010{n}" for n in range(6)], "text": "Hi"}
+    )
+    ids = [m["id"] for m in sent.json()["messages"]]
+    async with phone(tenant, slow["token"]) as app:
+        assert len(await pull(app, 6)) == 6
+        await app.patch(f"{MOBILE}/message", json=[state(i, "Processed") for i in ids])
+        other = await a_phone(tenant)  # online, idle: it would get whatever the slow one lost
+        for message_id in ids:  # 3 s in all, DEVICE_SEND_SECONDS is 2 here
+            await asyncio.sleep(0.5)
+            report = await app.patch(f"{MOBILE}/message", json=[state(message_id, "Delivered")])
+            assert report.status_code == 204, report.text
+    async with phone(tenant, other["token"]) as app:
+        assert (await app.get(f"{MOBILE}/message")).json() == []
+    for message_id in ids:
+        found = await status_of(tenant, message_id)
+        assert (found["status"], found["attempts"]) == ("delivered", 1), found
+
+
+async def test_what_the_pull_shows_stays_the_phones_while_it_pulls(
+    tenant: httpx.AsyncClient,
+) -> None:
+    """The pull hands the message over: the phone has ``DEVICE_TAKE_SECONDS`` from that pull
+    to say it took it (one that pulled just before its hold lapsed had no time to)."""
+    slow = await a_phone(tenant)
+    sent = await tenant.post("/v1/messages", json={"to": "+14155550100", "text": "Hi"})
+    message_id = sent.json()["messages"][0]["id"]
+    async with phone(tenant, slow["token"]) as app:
+        await pull(app, 1)
+        other = await a_phone(tenant)
+        for _ in range(6):  # 3 s of pulls, DEVICE_TAKE_SECONDS is 2 here
+            await asyncio.sleep(0.5)
+            assert [m["id"] for m in (await app.get(f"{MOBILE}/message")).json()] == [message_id]
+        await app.patch(f"{MOBILE}/message", json=[state(message_id, "Processed")])
+    async with phone(tenant, other["token"]) as app:
+        assert (await app.get(f"{MOBILE}/message")).json() == []
+    found = await status_of(tenant, message_id)
+    assert (found["status"], found["attempts"]) == ("dispatching", 1), found
+
+
+async def test_a_report_that_comes_while_the_dispatcher_takes_the_message_back_counts(
+    tenant: httpx.AsyncClient, db: Database
+) -> None:
+    """Its hold lapsed and a dispatcher claimed the message again, but has not given it to a
+    phone yet (its round takes a moment) when the phone's report comes: it went, so it is
+    sent, and the dispatcher's round gives it to no one."""
+    slow = await a_phone(tenant)
+    sent = await tenant.post("/v1/messages", json={"to": "+14155550100", "text": "Hi"})
+    message_id = sent.json()["messages"][0]["id"]
+    async with phone(tenant, slow["token"]) as app:
+        await pull(app, 1)
+        await app.patch(f"{MOBILE}/message", json=[state(message_id, "Processed")])
+        lease = utcnow() + timedelta(seconds=60)
+        claimed = {"lease_owner": "a-dispatcher", "lease_expires_at": lease}
+        async with db.transaction() as session:
+            await session.execute(update(Message).where(Message.id == message_id).values(claimed))
+        late = await app.patch(f"{MOBILE}/message", json=[state(message_id, "Delivered")])
+        assert late.status_code == 204, late.text
+    found = await status_of(tenant, message_id)
+    assert (found["status"], found["device_id"]) == ("delivered", slow["id"])
+
+
+async def test_a_phone_that_says_late_it_took_a_message_keeps_it(
+    tenant: httpx.AsyncClient,
+) -> None:
+    """Its hold lapsed before its ``Processed`` came and the message waits in the queue: the
+    phone has it and will send it, so it is the phone's again, never another's."""
+    slow = await a_phone(tenant)
+    sent = await tenant.post("/v1/messages", json={"to": "+14155550100", "text": "Hi"})
+    message_id = sent.json()["messages"][0]["id"]
+    async with phone(tenant, slow["token"]) as app:
+        await pull(app, 1)
+        for sim in (await tenant.get("/v1/sim-cards")).json():  # no SIM to give it to
+            await tenant.patch(f"/v1/sim-cards/{sim['id']}", json={"enabled": False})
+
+        async def lapsed() -> bool:
+            return (await status_of(tenant, message_id))["status"] == "queued"
+
+        await eventually(lapsed, within=15)  # DEVICE_TAKE_SECONDS (2 here), then housekeeping
+        taken = await app.patch(f"{MOBILE}/message", json=[state(message_id, "Processed")])
+        assert taken.status_code == 204, taken.text
+        assert (await status_of(tenant, message_id))["status"] == "dispatching"
+        for sim in (await tenant.get("/v1/sim-cards")).json():
+            await tenant.patch(f"/v1/sim-cards/{sim['id']}", json={"enabled": True})
+        await asyncio.sleep(0.5)  # the dispatcher looks every 0.1 s: it would have given it
+        assert (await app.get(f"{MOBILE}/message")).json() == []  # taken: not given again
+        await app.patch(f"{MOBILE}/message", json=[state(message_id, "Delivered")])
+    # Taken maybe from a dispatcher's claim that found no SIM (the attempt it counted stays).
+    assert (await status_of(tenant, message_id))["status"] == "delivered"

@@ -75,6 +75,20 @@ _CLAIM_COLUMNS = (
 )
 
 
+def _not_another_phones(device_id: str) -> tuple[ColumnElement[bool], ...]:
+    """A message last given to this phone that no other phone or channel has since: held by
+    this phone, back in the queue, or claimed by a dispatcher that has not chosen a phone for
+    it yet (choosing one makes it that phone's, ``assign``). A report of this phone's about
+    it is the truth: it has the message."""
+    return (
+        Message.device_id == device_id,
+        or_(
+            Message.status == MessageStatus.QUEUED,
+            and_(Message.status == MessageStatus.DISPATCHING, Message.handed_at.is_(None)),
+        ),
+    )
+
+
 def _preparing() -> ColumnElement[bool]:
     # ``status || ''``: the same test, which SQLite cannot answer from an index. Without
     # statistics it would otherwise pick ix_messages_queue over the primary key and walk every
@@ -555,22 +569,42 @@ class MessageRepository:
     # A phone's side --------------------------------------------------------------------------
 
     async def given_to(
-        self, device_id: str, *, newest_first: bool, limit: int
-    ) -> Sequence[Message]:
+        self, device_id: str, *, newest_first: bool, limit: int, lease_until: datetime
+    ) -> list[Message]:
         """What the phone was given and has not taken yet, and what it is asked to cancel: the
-        pull answers them until the phone reports a state, so a lost answer loses nothing."""
-        order = Message.id.desc() if newest_first else Message.id
-        result = await self.session.execute(
-            select(Message)
-            .where(
-                Message.device_id == device_id,
-                Message.status == MessageStatus.DISPATCHING,
-                Message.lease_owner.in_([f"d:{device_id}", f"{CANCELLING}{device_id}"]),
-            )
-            .order_by(Message.priority, order)
+        pull answers them until the phone reports a state, so a lost answer loses nothing.
+
+        The pull hands them over: a given message is held for the phone until ``lease_until``
+        (its time to say it took it, from now: one pulled just before its hold lapsed had
+        none), and only what the phone still holds as it pulls is answered (a hold that lapsed
+        meanwhile is the queue's). A message to cancel keeps its lease's end."""
+        given = f"d:{device_id}"
+        held = (
+            Message.device_id == device_id,
+            Message.status == MessageStatus.DISPATCHING,
+            Message.lease_owner.in_([given, f"{CANCELLING}{device_id}"]),
+        )
+        first = (
+            select(Message.id)
+            .where(*held)
+            .order_by(Message.priority, Message.id.desc() if newest_first else Message.id)
             .limit(limit)
         )
-        return result.scalars().all()
+        result = await self.session.execute(
+            update(Message)
+            .where(Message.id.in_(first.scalar_subquery()), *held)
+            .values(
+                lease_expires_at=case(
+                    (Message.lease_owner == given, lease_until), else_=Message.lease_expires_at
+                )
+            )
+            .returning(Message)
+            .execution_options(synchronize_session=False)
+        )
+        answered = list(result.scalars())
+        answered.sort(key=lambda message: message.id, reverse=newest_first)
+        answered.sort(key=lambda message: message.priority)  # stable: by id within a priority
+        return answered
 
     async def of_device(self, device_id: str, ids: Sequence[str]) -> dict[str, str]:
         """Those of ``ids`` given to this phone, with their accounts (the others are ignored,
@@ -585,18 +619,43 @@ class MessageRepository:
         return {message_id: account_id for message_id, account_id in result.all()}
 
     async def taken(self, device_id: str, ids: Sequence[str], lease_until: datetime) -> None:
-        """The phone has them. If it does not report them sent by ``lease_until`` (it died),
-        they go back to the queue for another SIM; what it reported sent never does."""
+        """The phone has them, held for it until ``lease_until`` (``renew_taken``); what it
+        reported sent never goes back to the queue.
+
+        Also those its hold on lapsed before this report came, as long as no other phone has
+        them (back in the queue, or claimed by a dispatcher that has not given them to a
+        phone yet): the phone will send them, so another must not. Not one it is asked to
+        cancel (it answers ``Cancelled`` or ``Sent``)."""
         if not ids:
             return
         await self.session.execute(
             update(Message)
             .where(
                 Message.id.in_(ids),
-                Message.status == MessageStatus.DISPATCHING,
-                Message.lease_owner == f"d:{device_id}",
+                *_not_another_phones(device_id),
+                Message.lease_owner.is_distinct_from(f"{CANCELLING}{device_id}"),
             )
-            .values(lease_owner=f"t:{device_id}", lease_expires_at=lease_until)
+            .values(
+                status=MessageStatus.DISPATCHING,
+                lease_owner=f"t:{device_id}",
+                lease_expires_at=lease_until,
+            )
+        )
+
+    async def renew_taken(
+        self, device_id: str, lease_until: datetime, *, expiring_before: datetime
+    ) -> None:
+        """The phone is working through what it took: its holds that end before
+        ``expiring_before`` now end at ``lease_until``."""
+        await self.session.execute(
+            update(Message)
+            .where(
+                Message.device_id == device_id,
+                Message.status == MessageStatus.DISPATCHING,
+                Message.lease_owner == f"t:{device_id}",
+                Message.lease_expires_at < expiring_before,
+            )
+            .values(lease_expires_at=lease_until)
         )
 
     async def cancel_on_phone(self, account_id: str, message_id: str) -> str | None:
@@ -638,27 +697,15 @@ class MessageRepository:
         self, device_id: str, sent: Sequence[tuple[str, datetime]]
     ) -> list[str]:
         """(id, when) the phone sent, even one it was asked to cancel (too late), or one
-        whose hold lapsed before the report came (back in the queue, not yet given to another
-        phone: the phone's word is the truth, and sending it again would send it twice);
-        answers those that moved to ``sent``."""
+        whose hold lapsed before the report came and that no other phone has (back in the
+        queue, or claimed by a dispatcher that has not given it to a phone yet: the phone's
+        word is the truth, and sending it again would send it twice); answers those that
+        moved to ``sent``."""
         moved = []
-        owners = [prefix + device_id for prefix in _HELD_BY_PHONE]
         for message_id, at in sorted(sent):
             result = await self.session.execute(
                 update(Message)
-                .where(
-                    Message.id == message_id,
-                    or_(
-                        and_(
-                            Message.status == MessageStatus.DISPATCHING,
-                            Message.lease_owner.in_(owners),
-                        ),
-                        and_(
-                            Message.status == MessageStatus.QUEUED,
-                            Message.device_id == device_id,
-                        ),
-                    ),
-                )
+                .where(Message.id == message_id, *_not_another_phones(device_id))
                 .values(
                     status=MessageStatus.SENT,
                     sent_at=at,

@@ -613,7 +613,10 @@ class MessageService:
         """What a phone pulls: each message with its text as it is sent (a one-time code
         filled in now; it is stored nowhere), and whether the phone is to cancel it."""
         given = await MessageRepository(session).given_to(
-            device_id, newest_first=newest_first, limit=100
+            device_id,
+            newest_first=newest_first,
+            limit=100,
+            lease_until=utcnow() + timedelta(seconds=settings.device_take_seconds),
         )
         secret = settings.resolved_secret_key
         return [
@@ -633,13 +636,22 @@ class MessageService:
         settings: Settings,
     ) -> None:
         """What a phone says became of the messages it was given. Ids it was not given are
-        ignored; a state a message has already passed changes nothing."""
+        ignored; a state a message has already passed changes nothing.
+
+        A report also renews the phone's hold on every message it took: it is working through
+        them, one at a time and at its own pace (the app's interval and limits), so
+        ``DEVICE_SEND_SECONDS`` is how long it may be silent, not how long a hundred may take.
+        Counted from the taking, a hold lapsed under a phone still sending, and another phone
+        was given what the first then sent (its report was ignored: no longer its message)."""
         repository = MessageRepository(session)
         accounts = await repository.of_device(device_id, [r.message_id for r in reports])
         mine = [report for report in reports if report.message_id in accounts]
         taken = [r.message_id for r in mine if r.state in ("Pending", "Processed")]
-        lease = utcnow() + timedelta(seconds=settings.device_send_seconds)
-        await repository.taken(device_id, taken, lease)
+        now = utcnow()
+        hold = timedelta(seconds=settings.device_send_seconds)
+        await repository.taken(device_id, taken, now + hold)
+        # Renewed once a tenth of the hold has passed: not a write per row on every report.
+        await repository.renew_taken(device_id, now + hold, expiring_before=now + hold * 0.9)
         # Delivered and failed-after-sending imply sent: recorded first, with its event.
         sent = [
             (r.message_id, r.sent_at or r.at)
