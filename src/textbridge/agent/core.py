@@ -4,10 +4,12 @@ It registers once with a pairing token (``POST /device``) and keeps its device i
 a state file; it reads its signing key (``GET /settings``) and where to post events
 (``GET /webhooks``); then it listens to the server's event stream (``GET /events``) and pulls
 what it was given (``GET /message``) when told and every ``poll`` seconds. Each message is
-reported taken (``Processed``) before it is sent, then as the backend knows it: ``Delivered``
-or ``Failed`` at once, or ``Sent`` and later what its delivery report said. A message the
-server asks back (``Cancelling``) before it was sent is reported ``Cancelled``. An SMS the
-backend received is posted, signed, to the server's ``sms:received`` URL until it is taken.
+reported taken (``Processed``) and goes to its SIM's outbox; each SIM sends one SMS at a time
+while the agent goes on pulling, as the app's worker does. Once sent, a message is reported
+as the backend knows it: ``Delivered`` or ``Failed`` at once, or ``Sent`` and later what its
+delivery report said. A message the server asks back (``Cancelling``) before it was sent is
+reported ``Cancelled``. An SMS the backend received is posted, signed, to the server's
+``sms:received`` URL until it is taken.
 """
 
 from __future__ import annotations
@@ -73,6 +75,9 @@ class Agent:
         self.awaiting: dict[str, Sequence[str]] = {}  # sent, their delivery report to come
         self.journal = journal  # a line per SMS sent and per report the server took
         self._tasks: set[asyncio.Task[None]] = set()
+        self._outboxes: dict[int, asyncio.Queue[dict[str, Any]]] = {}  # taken, per SIM
+        self._unsent: set[str] = set()  # in an outbox: a cancel still stops them
+        self._senders: list[asyncio.Task[None]] = []
         self._http: httpx.AsyncClient | None = None
 
     async def run(self) -> None:
@@ -99,6 +104,8 @@ class Agent:
                         pass
             finally:
                 listener.cancel()
+                for sender in self._senders:
+                    sender.cancel()
                 await self.backend.close()
 
     async def register(self, http: httpx.AsyncClient) -> None:
@@ -181,46 +188,65 @@ class Agent:
     async def pull_once(self, http: httpx.AsyncClient) -> int:
         answer = await http.get(f"{self.base}/message", headers=self._auth())
         answer.raise_for_status()
-        pulled = answer.json()
-        # Asked back before it was sent: cancelled here. One this run took has gone already.
-        # Given again (its hold lapsed before our report came): its state again, as the app
-        # does; never the SMS.
-        again = [self.last_state[m["id"]] for m in pulled if m["id"] in self.last_state]
-        if again:
-            await self.report(http, again)
-        new = [m for m in pulled if m["id"] not in self.handled]
-        cancelled = [m for m in new if m.get("state") == "Cancelling"]
-        given = [m for m in new if m.get("state") != "Cancelling"]
-        self.handled.update(m["id"] for m in new)
-        if cancelled:
-            await self.report(
-                http, [Report(m["id"], m["phoneNumbers"], "Cancelled") for m in cancelled]
-            )
+        said: list[Report] = []
+        given: list[dict[str, Any]] = []
+        for message in answer.json():
+            message_id, asked_back = message["id"], message.get("state") == "Cancelling"
+            if asked_back and (message_id not in self.handled or message_id in self._unsent):
+                # Asked back before it was sent (still in its SIM's outbox, or new): cancelled.
+                self._unsent.discard(message_id)
+                said.append(Report(message_id, message["phoneNumbers"], "Cancelled"))
+            elif message_id in self.last_state:
+                # Given again (its hold lapsed before our report came) or asked back once it
+                # was on its way: its state again, as the app does; never the SMS.
+                said.append(self.last_state[message_id])
+            elif not asked_back and message_id not in self.handled:
+                given.append(message)
+            self.handled.add(message_id)
+        if said:
+            await self.report(http, said)
         if not given:
             return 0
         await self.report(http, [Report(m["id"], m["phoneNumbers"], "Processed") for m in given])
-        by_sim: dict[int, list[dict[str, Any]]] = {}
         for message in given:
-            by_sim.setdefault(message.get("simNumber") or 1, []).append(message)
-        await asyncio.gather(*(self._send_all(http, sim, batch) for sim, batch in by_sim.items()))
+            self._unsent.add(message["id"])
+            self._outbox(http, message.get("simNumber") or 1).put_nowait(message)
         return len(given)
 
+    def _outbox(self, http: httpx.AsyncClient, sim: int) -> asyncio.Queue[dict[str, Any]]:
+        """The SIM's queue of taken messages, with the task that sends them."""
+        outbox = self._outboxes.get(sim)
+        if outbox is None:
+            outbox = self._outboxes[sim] = asyncio.Queue()
+            self._senders.append(asyncio.create_task(self._send_all(http, sim, outbox)))
+        return outbox
+
     async def _send_all(
-        self, http: httpx.AsyncClient, sim: int, batch: Sequence[dict[str, Any]]
+        self, http: httpx.AsyncClient, sim: int, outbox: asyncio.Queue[dict[str, Any]]
     ) -> None:
-        """One SIM sends one SMS at a time."""
-        for message in batch:
-            text = (message.get("textMessage") or {}).get("text") or message.get("message", "")
-            phones = message["phoneNumbers"]
-            if self.backend.sent_state == "Sent":
-                self.awaiting[message["id"]] = phones  # its report may beat our own
-            errors = [await self.backend.send(message["id"], p, text, sim) for p in phones]
-            self._write(message["id"], "sent", sim)
-            error = next((e for e in errors if e), None)
-            if error:
-                self.awaiting.pop(message["id"], None)
-            state = "Failed" if error else self.backend.sent_state
-            await self.report(http, [Report(message["id"], phones, state, error)])
+        """One SIM sends one SMS at a time, in the order they were taken."""
+        while True:
+            message = await outbox.get()
+            if message["id"] not in self._unsent:
+                continue  # cancelled while it waited
+            self._unsent.discard(message["id"])
+            try:
+                await self._send(http, sim, message)
+            except Exception:  # a backend's bug: the other messages still go
+                log.exception("sending failed", id=message["id"], sim=sim)
+
+    async def _send(self, http: httpx.AsyncClient, sim: int, message: dict[str, Any]) -> None:
+        text = (message.get("textMessage") or {}).get("text") or message.get("message", "")
+        phones = message["phoneNumbers"]
+        if self.backend.sent_state == "Sent":
+            self.awaiting[message["id"]] = phones  # its report may beat our own
+        errors = [await self.backend.send(message["id"], p, text, sim) for p in phones]
+        self._write(message["id"], "sent", sim)
+        error = next((e for e in errors if e), None)
+        if error:
+            self.awaiting.pop(message["id"], None)
+        state = "Failed" if error else self.backend.sent_state
+        if await self.report(http, [Report(message["id"], phones, state, error)]):
             self._write(message["id"], "reported", sim)
 
     def _delivered(self, message_id: str, error: str | None) -> None:
@@ -281,9 +307,10 @@ class Agent:
             with self.journal.open("a") as journal:
                 journal.write(line + "\n")
 
-    async def report(self, http: httpx.AsyncClient, states: Sequence[Report]) -> None:
-        """``PATCH /message``, retried like the app (up to 10 times, with backoff)."""
-        self.last_state.update((r.message_id, r) for r in states if r.state != "Processed")
+    async def report(self, http: httpx.AsyncClient, states: Sequence[Report]) -> bool:
+        """``PATCH /message``, retried like the app (up to 10 times, with backoff); whether
+        the server took it."""
+        self.last_state.update((r.message_id, r) for r in states)
         now = millis_iso(utcnow())
         body = [
             {
@@ -302,7 +329,8 @@ class Agent:
             try:
                 answer = await http.patch(f"{self.base}/message", json=body, headers=self._auth())
                 answer.raise_for_status()
-                return
+                return True
             except httpx.HTTPError as exc:
                 log.warning("report failed; again", error=str(exc), attempt=attempt + 1)
                 await asyncio.sleep(min(2**attempt, 30))
+        return False
