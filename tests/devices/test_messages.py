@@ -5,7 +5,6 @@ takes its messages loses."""
 from __future__ import annotations
 
 import asyncio
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -36,16 +35,18 @@ async def a_phone(tenant: httpx.AsyncClient) -> dict[str, Any]:
     return device
 
 
-async def pull(app: httpx.AsyncClient, count: int, timeout: float = 10) -> list[dict[str, Any]]:
-    """What the phone gets, once the dispatcher has given it ``count`` messages."""
-    deadline = time.monotonic() + timeout
-    while True:
+async def pull(app: httpx.AsyncClient, count: int, *, within: float = 10) -> list[dict[str, Any]]:
+    """What the phone gets, once the dispatcher has given it ``count`` messages (none: asked
+    once)."""
+
+    async def given() -> list[dict[str, Any]]:
         answer = await app.get(f"{MOBILE}/message")
         assert answer.status_code == 200, answer.text
-        given: list[dict[str, Any]] = answer.json()
-        if len(given) >= count or time.monotonic() > deadline:
-            return given
-        await asyncio.sleep(0.05)
+        messages: list[dict[str, Any]] = answer.json()
+        assert len(messages) >= count, messages
+        return messages
+
+    return await eventually(given, within=within) if count else await given()
 
 
 def state(message_id: str, name: str, error: str | None = None, **times: str) -> dict[str, Any]:
@@ -166,7 +167,7 @@ async def test_a_sim_under_its_limit_leaves_the_rest_queued(tenant: httpx.AsyncC
     ids = [m["id"] for m in sent.json()["messages"]]
     async with phone(tenant, device["token"]) as app:
         given = await pull(app, 2)
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(0.3)  # the dispatcher looks every 0.1 s: the third stays queued
         assert len(await pull(app, 2)) == 2
     [left] = [i for i in ids if i not in {m["id"] for m in given}]
     waiting = await status_of(tenant, left)
@@ -186,11 +187,11 @@ async def test_a_phone_that_never_takes_its_messages_loses_them_to_another(
     await tenant.patch(f"/v1/devices/{lazy['id']}", json={"enabled": False})
     eager = await a_phone(tenant)
     async with phone(tenant, eager["token"]) as app:  # after DEVICE_TAKE_SECONDS (2 here)
-        assert [m["id"] for m in await pull(app, 1, timeout=15)] == [message_id]
+        assert [m["id"] for m in await pull(app, 1, within=15)] == [message_id]
         await app.patch(f"{MOBILE}/message", json=[state(message_id, "Processed")])
     await tenant.patch(f"/v1/devices/{lazy['id']}", json={"enabled": True})
     async with phone(tenant, lazy["token"]) as app:
-        assert await pull(app, 1, timeout=0) == []
+        assert await pull(app, 0) == []
         # Its late report is ignored: the message is the other phone's now.
         await app.patch(f"{MOBILE}/message", json=[state(message_id, "Failed", error="x")])
     assert (await status_of(tenant, message_id))["status"] == "dispatching"
@@ -254,8 +255,8 @@ async def test_a_phone_that_dies_after_taking_returns_what_it_never_reported_sen
     await tenant.patch(f"/v1/devices/{dying['id']}", json={"enabled": False})  # it died
     other = await a_phone(tenant)
     async with phone(tenant, other["token"]) as app:  # after DEVICE_SEND_SECONDS (2 here)
-        again = await pull(app, 1, timeout=15)
-        await asyncio.sleep(0.5)
+        again = await pull(app, 1, within=15)
+        await asyncio.sleep(0.3)  # the dispatcher looks every 0.1 s: the sent one never comes
         assert [m["id"] for m in await pull(app, 1)] == [unreported]  # never what was sent
     assert [m["id"] for m in again] == [unreported]
     assert (await status_of(tenant, reported))["status"] == "sent"
@@ -275,10 +276,11 @@ async def test_a_report_that_comes_after_the_hold_lapsed_still_counts(
         await pull(app, 1)
         await app.patch(f"{MOBILE}/message", json=[state(message_id, "Processed")])
         await tenant.patch(f"/v1/devices/{slow['id']}", json={"enabled": False})
-        deadline = time.monotonic() + 15  # DEVICE_SEND_SECONDS (2 here), then housekeeping
-        while (await status_of(tenant, message_id))["status"] != "queued":
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.1)
+
+        async def lapsed() -> bool:
+            return (await status_of(tenant, message_id))["status"] == "queued"
+
+        await eventually(lapsed, within=15)  # DEVICE_SEND_SECONDS (2 here), then housekeeping
         await tenant.patch(f"/v1/devices/{slow['id']}", json={"enabled": True})
         late = state(message_id, "Delivered", Sent="2026-11-22T10:00:00.000Z")
         assert (await app.patch(f"{MOBILE}/message", json=[late])).status_code == 204
@@ -376,7 +378,7 @@ async def test_a_phone_that_says_late_it_took_a_message_keeps_it(
         assert (await status_of(tenant, message_id))["status"] == "dispatching"
         for sim in (await tenant.get("/v1/sim-cards")).json():
             await tenant.patch(f"/v1/sim-cards/{sim['id']}", json={"enabled": True})
-        await asyncio.sleep(0.5)  # the dispatcher looks every 0.1 s: it would have given it
+        await asyncio.sleep(0.3)  # the dispatcher looks every 0.1 s: it would have given it
         assert (await app.get(f"{MOBILE}/message")).json() == []  # taken: not given again
         await app.patch(f"{MOBILE}/message", json=[state(message_id, "Delivered")])
     # Taken maybe from a dispatcher's claim that found no SIM (the attempt it counted stays).
