@@ -24,7 +24,8 @@ class Bootstrapped:
 
 
 async def migrate(db: Database) -> None:
-    await upgrade(db.engine)
+    async with db.unbounded() as engine:
+        await upgrade(engine)
 
 
 async def bootstrap(db: Database, settings: Settings) -> Bootstrapped:

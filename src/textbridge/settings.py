@@ -131,7 +131,7 @@ class Settings(BaseSettings):
     device_auth_limit: str = "10/minute;50/hour"
     # Failed one-time codes from all addresses together: a code names no account until it
     # matches, so this bounds every guesser (codes are 15 digits; see devices/service.py).
-    device_code_failure_limit: str = "60/minute"
+    device_code_failure_limit: str = "600/minute"
 
     # Email notices (a webhook delivery that failed for good, an endpoint disabled), sent to an
     # account's notify_email. No host: none are written.

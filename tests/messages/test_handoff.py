@@ -4,6 +4,7 @@ sending them again; what the channel cannot vouch for goes again, and its histor
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from pathlib import Path
 
@@ -87,3 +88,27 @@ async def test_a_lapsed_claim_that_never_handed_anything_goes_back_without_a_sen
         body = await wait_for(worker, message_id)
     assert body["status"] == "delivered"
     assert [(s["attempt"], s["acknowledged"]) for s in body["sends"]] == [(2, True)]
+
+
+async def test_a_retry_is_routed_afresh_not_pinned_to_the_channel_it_was_handed(
+    client: httpx.AsyncClient, db: Database, settings: Settings
+) -> None:
+    """The hand-over mark names its channel apart from ``channel``, the one the sender named:
+    a message a channel answered 'try later' is free to go elsewhere next time."""
+    async with client_of(
+        settings, role=Role.ALL, simulator_temporary_failures=100, retry_base_seconds=30
+    ) as worker:
+        answer = await worker.post("/v1/messages", json={"to": ["+14155550196"], "text": "x"})
+        message_id = answer.json()["messages"][0]["id"]
+        deadline = asyncio.get_running_loop().time() + 10
+        while True:
+            async with db.transaction() as session:
+                row = await session.get(Message, message_id)
+                assert row is not None
+            if row.attempts >= 1 and row.status == "queued":
+                break
+            assert asyncio.get_running_loop().time() < deadline, row.status
+            await asyncio.sleep(0.05)
+    assert row.error_code == "simulated_busy"
+    assert row.handed_to == "simulator"
+    assert row.channel is None

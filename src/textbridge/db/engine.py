@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
@@ -18,7 +19,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.pool import ConnectionPoolEntry, NullPool
 
 from textbridge.db._sqlite import connect as sqlite_connector
 
@@ -38,19 +39,23 @@ class Database:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         self.timeout = timeout
-        kwargs: dict[str, Any] = {"echo": echo, "pool_timeout": timeout}
+        kwargs: dict[str, Any] = {"echo": echo}
         if self.is_sqlite:
             # One connection: SQLite has one writer at a time anyway, and queueing on our pool
-            # is fair and instant where SQLite's busy handler sleeps and retries.
+            # is fair and instant where SQLite's busy handler sleeps and retries. The wait for
+            # it is this process's own queue, not an outage (a 100,000-row import holds it
+            # for seconds), so it is not bounded by ``timeout``.
             kwargs.update(
                 pool_size=1,
                 max_overflow=0,
+                pool_timeout=60,
                 async_creator=sqlite_connector(make_url(url).database or ":memory:"),
             )
         else:
             kwargs.update(
                 pool_size=10,
                 max_overflow=10,
+                pool_timeout=timeout,
                 pool_pre_ping=False,
                 # asyncpg's own deadlines, checked on the client: a server that does not
                 # answer at all (a partition) trips them as surely as a slow one.
@@ -99,6 +104,22 @@ class Database:
             log.warning("database not writable", reason=f"{type(exc).__name__}: {exc}"[:200])
             return False
         return True
+
+    @asynccontextmanager
+    async def unbounded(self) -> AsyncIterator[AsyncEngine]:
+        """An engine whose statements have no deadline, for migrations: one may rewrite a
+        large table, and the advisory lock it first waits on is held for as long as another
+        process migrates."""
+        if self.is_sqlite:
+            yield self.engine
+            return
+        engine = create_async_engine(
+            self.url, poolclass=NullPool, connect_args={"timeout": self.timeout}
+        )
+        try:
+            yield engine
+        finally:
+            await engine.dispose()
 
     async def dispose(self) -> None:
         await self.engine.dispose()
@@ -153,10 +174,13 @@ def unavailable(exc: BaseException) -> bool:
     """Whether ``exc`` says the database could not be reached or written (down, refusing,
     silent past the timeout, full, locked too long), as opposed to a bug in a query: the
     one a request answers with 503 and the other 500."""
-    if isinstance(exc, OSError | SQLAlchemyTimeoutError | InterfaceError):
+    if isinstance(exc, SQLAlchemyTimeoutError | InterfaceError):
+        return True  # the pool's own timeout; a connection found closed
+    if isinstance(exc, OSError):
         # asyncpg raises its connection and timeout errors unwrapped (OSError includes
-        # TimeoutError); the pool's own timeout; a connection found closed.
-        return True
+        # TimeoutError): the database's only if they came out of the database layer, not an
+        # SMTP server, a webhook receiver or an ``asyncio.timeout`` of ours.
+        return _raised_by_database(exc)
     if isinstance(exc, DBAPIError):
         if exc.connection_invalidated or isinstance(exc.orig, OSError):
             return True
@@ -165,6 +189,21 @@ def unavailable(exc: BaseException) -> bool:
             return True
         message = str(exc.orig).lower()
         return any(reason in message for reason in _UNAVAILABLE_SQLITE)
+    return False
+
+
+_DATABASE_MODULES = ("asyncpg", "sqlalchemy", "aiosqlite", "sqlite3", "textbridge.db.")
+
+
+def _raised_by_database(exc: BaseException) -> bool:
+    """Whether ``exc`` (or the error it came from) passed through the database driver or
+    SQLAlchemy on its way up."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        for frame, _ in traceback.walk_tb(seen.__traceback__):
+            if str(frame.f_globals.get("__name__", "")).startswith(_DATABASE_MODULES):
+                return True
+        seen = seen.__cause__ or seen.__context__
     return False
 
 

@@ -32,10 +32,11 @@ from textbridge.kit.clock import utcnow
 from textbridge.settings import Settings
 
 _WAIT = 5.0  # seconds before a message no SIM could take is tried again
-# An account seen without phones is believed so this long (a first phone counts for
-# TextLink's "queued" answer and a send's "channel" that much later; routing always asks) ...
+# An account seen with or without phones is believed so this long (a first or a last phone
+# counts for TextLink's "queued" answer and a send's "channel" that much later; routing always
+# asks) ...
 _PHONELESS_SECONDS = 10.0
-_PHONELESS_KEPT = 10_000  # ... and this many such accounts are remembered
+_PHONELESS_KEPT = 10_000  # ... and this many accounts of each kind are remembered
 
 
 @dataclass
@@ -115,6 +116,7 @@ class DeviceChannel:
         # Accounts found without phones, and when: asking again on every TextLink send cost
         # that route two thirds of its throughput on SQLite (a transaction per request).
         self._phoneless: dict[str, float] = {}
+        self._with_phones: dict[str, float] = {}
 
     async def start(self, reporter: ChannelReporter) -> None:
         pass
@@ -135,19 +137,27 @@ class DeviceChannel:
         return choose(messages, await self.db.run(lambda session: self._senders(session, accounts)))
 
     async def has_phones(self, account_id: str) -> bool:
-        """Whether the account has phones, so that routing gives its messages here (an account
-        found without any is believed so for ``_PHONELESS_SECONDS``)."""
+        """Whether the account has phones, so that routing gives its messages here: what was
+        found is believed for ``_PHONELESS_SECONDS`` either way (asked on every send, it was
+        a transaction per request on the send path; the dispatcher always asks afresh)."""
+        now = monotonic()
         checked = self._phoneless.get(account_id)
-        if checked is not None and monotonic() - checked < _PHONELESS_SECONDS:
+        if checked is not None and now - checked < _PHONELESS_SECONDS:
             return False
+        checked = self._with_phones.get(account_id)
+        if checked is not None and now - checked < _PHONELESS_SECONDS:
+            return True
 
         async def ask(session: Any) -> bool:
-            if await DeviceRepository(session).accounts_with_devices({account_id}):
-                return True
-            self._remember_phoneless(account_id)
-            return False
+            return bool(await DeviceRepository(session).accounts_with_devices({account_id}))
 
-        return await self.db.run(ask)
+        if await self.db.run(ask):
+            if len(self._with_phones) >= _PHONELESS_KEPT:
+                self._with_phones.clear()
+            self._with_phones[account_id] = now
+            return True
+        self._remember_phoneless(account_id)
+        return False
 
     def _remember_phoneless(self, account_id: str) -> None:
         if len(self._phoneless) >= _PHONELESS_KEPT:

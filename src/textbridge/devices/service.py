@@ -12,7 +12,7 @@ being checked as failures, so parallel guesses cannot outrun a limit): per clien
 (``DEVICE_AUTH_LIMIT``), per account once a login names it (the same limit), and for codes
 across every address (``DEVICE_CODE_FAILURE_LIMIT``), since a code names no account before it
 matches. A code is 15 digits: 2^49.8, so the guesses a whole day at the global limit allows
-(86,400 at 60 a minute) find one of even 10,000 live codes with a chance under 10^-6.
+(864,000 at 600 a minute) find one of even 1,000 live codes with a chance under 10^-6.
 """
 
 from __future__ import annotations

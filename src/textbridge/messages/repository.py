@@ -22,6 +22,7 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    null,
     or_,
     select,
     text,
@@ -376,7 +377,7 @@ class MessageRepository:
                 Message.status == MessageStatus.DISPATCHING,
                 Message.lease_owner == owner,
             )
-            .values(channel=channel, handed_at=now, lease_expires_at=lease_until)
+            .values(handed_to=channel, handed_at=now, lease_expires_at=lease_until)
             .returning(Message.id)
         )
         return list(result.scalars())
@@ -401,7 +402,7 @@ class MessageRepository:
             update(Message)
             .where(Message.id.in_(lapsed.scalar_subquery()))
             .values(lease_expires_at=lease_until, lease_owner=owner)
-            .returning(*_CLAIM_COLUMNS, Message.handed_at)
+            .returning(*_CLAIM_COLUMNS, Message.handed_to)
         )
         return result.all()
 
@@ -412,14 +413,16 @@ class MessageRepository:
         if not ids:
             return
         at = Message.sent_at if acknowledged else Message.handed_at
+        channel = Message.channel if acknowledged else Message.handed_to
+        ref = Message.channel_ref if acknowledged else null()
         await self.session.execute(
             insert(MessageSend).from_select(
                 ["message_id", "attempt", "channel", "channel_ref", "at", "acknowledged"],
                 select(
                     Message.id,
                     Message.attempts,
-                    Message.channel,
-                    Message.channel_ref,
+                    channel,
+                    ref,
                     at,
                     literal(acknowledged),
                 ).where(Message.id.in_(ids)),

@@ -172,7 +172,7 @@ class Dispatcher:
         claim = _Claim(owner, rows)
         by_channel: dict[str, list[OutboundMessage]] = defaultdict(list)
         for row in rows:
-            by_channel[row.channel].append(_outbound(row, self.settings))
+            by_channel[row.handed_to].append(_outbound(row, self.settings))
         answers: list[tuple[str, list[SendResult]]] = []
         lost: list[str] = []
         for name, handed in by_channel.items():
@@ -322,7 +322,10 @@ class Housekeeping:
             released = await repository.release_lapsed_leases(now)
             offline = await devices.sweep_offline(session, self.settings)
         if self.settle is not None:
-            released += await self.settle()
+            try:
+                released += await self.settle()
+            except Exception as exc:  # the rest of the round (expiry, purges) goes on
+                log_failure(log, "settling lapsed hand-overs failed", exc)
         if offline:
             log.info("devices offline", count=offline)
         if promoted or released or cancelled:

@@ -131,6 +131,9 @@ class Message(Base):
     # ``dispatching`` with this set, whose lease lapsed, may have gone out (a crash lost the
     # answer); the channel is asked before it is sent again.
     handed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # ... and to which channel (``channel`` stays the one the sender named, if any, so a
+    # retry is routed afresh).
+    handed_to: Mapped[str | None] = mapped_column(String(32))
 
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -1,4 +1,4 @@
-"""messages.handed_at and message_sends: what went to a channel, and every time it went
+"""messages.handed_at / handed_to and message_sends: what went to a channel, and every time it went
 
 Revision ID: 0009
 Revises: 0008
@@ -23,6 +23,7 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("handed_at", textbridge.db.base.UTCDateTime(timezone=True), nullable=True)
         )
+        batch_op.add_column(sa.Column("handed_to", sa.String(length=32), nullable=True))
     op.create_table(
         "message_sends",
         sa.Column(
@@ -58,4 +59,5 @@ def downgrade() -> None:
     op.drop_index("ix_message_sends_message", table_name="message_sends")
     op.drop_table("message_sends")
     with op.batch_alter_table("messages", schema=None) as batch_op:
+        batch_op.drop_column("handed_to")
         batch_op.drop_column("handed_at")
