@@ -7,13 +7,14 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from tests.conftest import keyed, wait_for
 from tests.eventually import eventually
 from textbridge.billing.service import billing
 from textbridge.db import Database
 from textbridge.errors import InsufficientBalance
+from textbridge.messages.repository import MessageRepository
 from textbridge.messages.writer import CHUNK_ROWS
 from textbridge.models import BulkJob, Conversation, Message
 
@@ -139,3 +140,23 @@ async def test_a_job_written_in_chunks_and_refused_leaves_nothing(
     async with db.transaction() as session:
         for table in (Message, Conversation, BulkJob):
             assert await session.scalar(select(func.count()).select_from(table)) == 0
+
+
+async def test_the_rows_of_a_committed_job_are_never_discarded(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    """A commit point that raised as the database went away may have committed all the same:
+    its rows are left for ``recover_prepared`` to release, not deleted with the job paid."""
+    answer = await client.post(
+        "/v1/bulk-jobs",
+        json={"to": [f"+1415555{i:04d}" for i in range(1000, 1010)], "text": "kept"},
+    )
+    assert answer.status_code == 202, answer.text
+    async with db.transaction() as session:
+        ids = list((await session.execute(select(Message.id))).scalars())
+        await session.execute(update(Message).values(status="preparing"))
+    async with db.transaction() as session:
+        await MessageRepository(session).discard_prepared(ids)
+    async with db.transaction() as session:
+        left = (await session.execute(select(func.count(Message.id)))).scalar_one()
+    assert left == len(ids) == 10

@@ -19,6 +19,7 @@ from sqlalchemy import (
     bindparam,
     case,
     delete,
+    exists,
     func,
     insert,
     literal,
@@ -187,8 +188,13 @@ class MessageRepository:
         await self.upsert_conversations(ids)
 
     async def discard_prepared(self, ids: Sequence[str]) -> None:
-        """Rows of a job that was never committed."""
-        await self.session.execute(delete(_TABLE).where(_TABLE.c.id.in_(ids), _preparing()))
+        """Rows of a job that was never committed. Never those of one that was: a commit
+        point that failed as the database went away may have committed all the same, and
+        its rows are then released by ``recover_prepared``, not lost."""
+        committed = exists().where(BulkJob.id == _TABLE.c.batch_id)
+        await self.session.execute(
+            delete(_TABLE).where(_TABLE.c.id.in_(ids), _preparing(), ~committed)
+        )
 
     async def upsert_conversations(self, ids: Sequence[str]) -> None:
         """The conversations of outbound messages ``ids``, each moved to its newest message
