@@ -7,8 +7,11 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
 
 from tests.conftest import wait_for
+from textbridge.db import Database
+from textbridge.models import Message
 
 
 async def contact(client: httpx.AsyncClient, **body: Any) -> dict[str, Any]:
@@ -148,3 +151,37 @@ async def test_braces_alone_are_escapes_even_without_placeholders(
     assert answer.status_code == 202, answer.text
     message = await wait_for(tenant, answer.json()["messages"][0]["id"])
     assert message["text"] == 'JSON: {"a": 1}'
+
+
+async def test_large_groups_and_many_numbers_are_read_a_page_at_a_time(
+    tenant: httpx.AsyncClient, db: Database
+) -> None:
+    phones = [f"+1415570{i:04d}" for i in range(2500)]
+    audience = await group(tenant, "Many")
+    rows = "phone,first_name\n" + "".join(f"{p},P{i}\n" for i, p in enumerate(phones))
+    imported = await tenant.post(
+        "/v1/contacts/import",
+        content=rows.encode(),
+        params={"group_id": audience},
+        headers={"Content-Type": "text/csv"},
+    )
+    assert imported.status_code == 200, imported.text
+
+    async def texts(batch_id: str) -> dict[str, str]:
+        async with db.transaction() as session:
+            found = await session.execute(
+                select(Message.phone, Message.text).where(Message.batch_id == batch_id)
+            )
+            return dict(found.all())
+
+    by_group = await tenant.post(
+        "/v1/bulk-jobs", json={"groups": [audience], "text": "Hi {first_name}"}
+    )
+    assert by_group.json()["total"] == 2500, by_group.text
+    assert await texts(by_group.json()["id"]) == {p: f"Hi P{i}" for i, p in enumerate(phones)}
+    by_number = await tenant.post(
+        "/v1/bulk-jobs", json={"to": phones[:1200], "text": "Yo {first_name|you}"}
+    )
+    assert by_number.json()["total"] == 1200, by_number.text
+    expected = {p: f"Yo P{i}" for i, p in enumerate(phones[:1200])}
+    assert await texts(by_number.json()["id"]) == expected

@@ -290,16 +290,20 @@ class ContactRepository:
 
     # Recipients of a message: plain rows, read by the hundred thousand -----------------------
 
-    async def members(self, account_id: str, group_ids: Sequence[str]) -> list[Recipient]:
-        """The contacts in any of the groups, each once, oldest first."""
-        result = await self.session.execute(
-            _RECIPIENT.where(
-                CONTACTS.c.account_id == account_id,
-                CONTACTS.c.id.in_(
-                    select(_MEMBERS.c.contact_id).where(_MEMBERS.c.group_id.in_(group_ids))
-                ),
-            ).order_by(CONTACTS.c.id)
+    async def members(
+        self, account_id: str, group_ids: Sequence[str], *, after: str | None, limit: int
+    ) -> list[Recipient]:
+        """The contacts in any of the groups, each once, oldest first: up to ``limit`` of those
+        after the contact id ``after``."""
+        query = _RECIPIENT.where(
+            CONTACTS.c.account_id == account_id,
+            CONTACTS.c.id.in_(
+                select(_MEMBERS.c.contact_id).where(_MEMBERS.c.group_id.in_(group_ids))
+            ),
         )
+        if after is not None:
+            query = query.where(CONTACTS.c.id > after)
+        result = await self.session.execute(query.order_by(CONTACTS.c.id).limit(limit))
         return [Recipient(*row) for row in result]
 
     async def recipients_by_ids(self, account_id: str, ids: Sequence[str]) -> dict[str, Recipient]:

@@ -387,13 +387,27 @@ class ContactService:
         contact_ids: Sequence[str],
         group_ids: Sequence[str],
     ) -> list[Recipient]:
-        """The contacts a message names, by id and through groups (404 for one not found)."""
+        """The contacts a message names by id; the groups it names are checked (404 for a
+        contact or group not found), their members read page by page with ``members``."""
         repository = ContactRepository(session)
         found = await _check_contacts(repository, account_id, contact_ids, "contacts")
         await _check_groups(repository, account_id, group_ids)
-        named = [found[contact_id] for contact_id in dict.fromkeys(contact_ids)]
-        members = await repository.members(account_id, group_ids) if group_ids else []
-        return named + members
+        return [found[contact_id] for contact_id in dict.fromkeys(contact_ids)]
+
+    async def members(
+        self,
+        session: AsyncSession,
+        account_id: str,
+        group_ids: Sequence[str],
+        *,
+        after: str | None,
+        limit: int,
+    ) -> list[Recipient]:
+        """A page of the contacts in any of the groups, each once, in id order: those after
+        the contact id ``after``, up to ``limit``."""
+        return await ContactRepository(session).members(
+            account_id, group_ids, after=after, limit=limit
+        )
 
     async def recipients_by_phone(
         self, session: AsyncSession, account_id: str, phones: Sequence[str]

@@ -177,7 +177,7 @@ def _bulk_out(progress: BulkProgress) -> BulkJobOut:
 
 @bulk_router.post("", status_code=202, response_model=BulkJobOut)
 async def create_bulk_job(
-    body: CreateBulkJob, session: SessionDep, caller: CallerDep, runtime: RuntimeDep
+    body: CreateBulkJob, caller: CallerDep, runtime: RuntimeDep
 ) -> BulkJobOut:
     """Accept a campaign; its messages go out at the channels' pace, after ordinary traffic."""
     accepted = await messages.send(
@@ -198,7 +198,7 @@ async def create_bulk_job(
         writer=runtime.writer,
     )
     assert isinstance(accepted, Accepted)
-    return _bulk_out(await messages.bulk_job(session, caller, accepted.batch_id))
+    return _bulk_out(BulkProgress.of(accepted, "native"))
 
 
 @bulk_router.get("", response_model=BulkJobPage)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -98,9 +98,11 @@ VOICE_LANGUAGES = frozenset(
 )
 VOICE_GENDERS = frozenset({"male", "female"})
 _ALPHANUMERIC_SENDER = regex.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9 ._-]{1,11}$")
-# Recipients handled between two turns of the event loop (about 15 ms of parsing numbers):
-# a 100,000-recipient job took 3 s of parsing alone, and every other request waited for it.
-_TURN = 500
+# Recipients handled between two turns of the event loop (about 3 ms of parsing numbers): a
+# 100,000-recipient job took 3 s of parsing alone, and every other request waited for it. A
+# single send takes several turns, each behind one slice: 500 made them 75 ms at p50.
+_TURN = 100
+_PAGE = 1000  # contacts read in one transaction (about 13 ms on SQLite)
 # Not yet handed to a channel: ``preparing`` is a committed bulk job's row not yet released
 # (messages/writer.py).
 _UNSENT = (MessageStatus.PREPARING, MessageStatus.ACCEPTED, MessageStatus.QUEUED)
@@ -171,6 +173,20 @@ class IdempotentRequest:
 class BulkProgress:
     job: BulkJob
     by_status: dict[str, int]
+
+    @classmethod
+    def of(cls, accepted: Accepted, source: str) -> BulkProgress:
+        """A job just accepted, from its rows: counting 100,000 rows again in the database held
+        SQLite (and the event loop) for 100 ms."""
+        first = accepted.messages[0]
+        job = BulkJob(
+            id=accepted.batch_id,
+            account_id=first["account_id"],
+            total=len(accepted.messages),
+            source=source,
+            created_at=first["created_at"],
+        )
+        return cls(job, dict(Counter(str(row["status"]) for row in accepted.messages)))
 
     @property
     def pending(self) -> int:
@@ -786,10 +802,29 @@ async def _address(
         named = await contacts.recipients(
             session, caller.account_id, contact_ids=command.contacts, group_ids=command.groups
         )
-        known = {contact.phone: contact for contact in named}
-        if template is not None:
-            bare = [phone.e164 for phone in phones if phone.e164 not in known]
-            known.update(await contacts.recipients_by_phone(session, caller.account_id, bare))
+    # The groups' members, and the contacts of the numbers for a template, a page at a time,
+    # each page its own transaction: 100,000 in one read held SQLite, and so every request,
+    # for more than a second.
+    after = None
+    while command.groups:
+        async with db.transaction() as session:
+            page = await contacts.members(
+                session, caller.account_id, command.groups, after=after, limit=_PAGE
+            )
+        named += page
+        if len(page) < _PAGE:
+            break
+        after = page[-1].id
+    known = {contact.phone: contact for contact in named}
+    if template is not None:
+        bare = [phone.e164 for phone in phones if phone.e164 not in known]
+        for start in range(0, len(bare), _PAGE):
+            async with db.transaction() as session:
+                known.update(
+                    await contacts.recipients_by_phone(
+                        session, caller.account_id, bare[start : start + _PAGE]
+                    )
+                )
     recipients = phones
     if named:
         everyone = {phone.e164: phone for phone in phones}
