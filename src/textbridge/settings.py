@@ -171,8 +171,12 @@ class Settings(BaseSettings):
     # Dispatch.
     dispatch_batch_size: int = Field(default=200, ge=1)
     # How many messages a channel is given before their answers are committed (with the
-    # next chunk's hand-over mark, in one transaction): the most a crash can leave unanswered.
-    dispatch_chunk_size: int = Field(default=25, ge=1)
+    # next chunk's hand-over mark, in one transaction). By default a chunk is what the
+    # channel takes at a time (its ``max_batch``: a carrier link's window), which is the most
+    # a crash can leave unanswered with a channel that cannot say what it took; set lower to
+    # bound that further. It costs throughput: chunks of 100 or 200 instead of one of 500
+    # took the end-to-end bench on PostgreSQL from 4,526 to 3,080 messages a second.
+    dispatch_chunk_size: int = Field(default=1000, ge=1)
     dispatch_poll_seconds: float = Field(default=1.0, gt=0)
     lease_seconds: float = Field(default=30.0, gt=0)
     max_attempts: int = Field(default=8, ge=1)
