@@ -9,6 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.devices.test_registration import register
+
 LONE = b'"hi \\ud800"'
 RAW = b'"hi \xed\xa0\x80"'  # the UTF-8 bytes of a surrogate, which Python's JSON reader accepts
 PAIR = b'"hi \\ud83d\\ude00"'
@@ -85,3 +87,13 @@ async def test_the_field_is_named_wherever_it_is(client: httpx.AsyncClient) -> N
     answer = await client.post("/v1/messages", content=key)
     assert answer.status_code == 400
     assert answer.json()["error"]["field"] is None
+
+
+async def test_a_nul_anywhere_in_a_body_is_a_400_naming_it(tenant: httpx.AsyncClient) -> None:
+    """Found by the schema fuzzer on PostgreSQL, which cannot store a NUL in text: a phone's
+    name with one was a 500."""
+    pairing = (await tenant.post("/v1/devices/pairing")).json()
+    device_id = (await register(tenant, f"Bearer {pairing['token']}")).json()["id"]
+    answer = await tenant.patch(f"/v1/devices/{device_id}", json={"name": "a\x00b"})
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"]["field"] == "name"

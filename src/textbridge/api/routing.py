@@ -15,10 +15,11 @@ from textbridge.errors import MalformedRequest
 # it decodes with "surrogatepass") into a str that no database can store and no UTF-8 encoder
 # writes: a 500 wherever it reached a query. pydantic refuses one only in a field with a length
 # limit, so a rule per field missed the fields without one (the dialects' ``text``, ``tag``).
-# A body that cannot hold one (nearly all) is told by this search alone; only the others are
-# parsed here, once, for FastAPI to use.
-_MAY_HAVE_SURROGATE = re.compile(rb"\\u[dD][89abcdefABCDEF]|\xed[\xa0-\xbf]")
-_SURROGATE = re.compile("[\ud800-\udfff]")
+# The same for a NUL ("\u0000"), which PostgreSQL cannot store in text. A body that cannot
+# hold either (nearly all) is told by this search alone; only the others are parsed here,
+# once, for FastAPI to use.
+_MAY_BE_UNSTORABLE = re.compile(rb"\\u[dD][89abcdefABCDEF]|\xed[\xa0-\xbf]|\\u0000")
+_UNSTORABLE = re.compile("[\ud800-\udfff\x00]")
 
 
 class _Route(APIRoute):
@@ -28,14 +29,19 @@ class _Route(APIRoute):
             return handler
 
         async def checked(request: Request) -> Response:
-            if _MAY_HAVE_SURROGATE.search(await request.body()):
+            if _MAY_BE_UNSTORABLE.search(await request.body()):
                 try:
                     body = await request.json()  # kept by the request: FastAPI reads it again
                 except (ValueError, RecursionError):
                     body = None  # not JSON: FastAPI answers that as it always does
-                field = _lone_surrogate(body)
-                if field is not None:
+                found = _unstorable(body)
+                if found is not None:
+                    field, text = found
                     where = field or "the body"
+                    if "\x00" in text:
+                        raise MalformedRequest(
+                            f"{where} must not contain NUL characters", field=field or None
+                        )
                     raise MalformedRequest(
                         f"{where} is not valid Unicode: it has a lone UTF-16 surrogate "
                         "(a \\ud800-\\udfff escape that is not half of a pair)",
@@ -46,19 +52,20 @@ class _Route(APIRoute):
         return checked
 
 
-def _lone_surrogate(body: object) -> str | None:
-    """Where the first string holding a lone surrogate is (``text``, ``to[2]``,
-    ``fields.city``; ``""`` for the body itself), or ``None`` when there is none. A loop, not
-    recursion: the body may be nested as deep as the JSON reader allows."""
+def _unstorable(body: object) -> tuple[str, str] | None:
+    """Where the first string holding a lone surrogate or a NUL is (``text``, ``to[2]``,
+    ``fields.city``; ``""`` for the body itself), with that string; ``None`` when there is
+    none. A loop, not recursion: the body may be nested as deep as the JSON reader allows."""
     pending: list[tuple[object, str]] = [(body, "")]
     while pending:
         value, path = pending.pop()
         if isinstance(value, str):
-            if _SURROGATE.search(value):
-                return path
+            if _UNSTORABLE.search(value):
+                return path, value
         elif isinstance(value, dict):
-            if any(_SURROGATE.search(key) for key in value):
-                return path  # a key cannot be named: the object holding it is
+            for key in value:
+                if _UNSTORABLE.search(key):
+                    return path, key  # a key cannot be named: the object holding it is
             items = [(item, f"{path}.{key}" if path else key) for key, item in value.items()]
             pending.extend(reversed(items))
         elif isinstance(value, list):
