@@ -10,12 +10,8 @@ import stat
 from collections.abc import Callable
 from pathlib import Path
 
-import httpx
-from asgi_lifespan import LifespanManager
-
-from tests.conftest import ADMIN_KEY, BASE_URL, make_settings
+from tests.conftest import client_of, make_settings
 from tests.e2e.server import ServerProcess
-from textbridge.api.app import create_app
 
 SEND = {"to": "+14155550100", "text": "hi"}
 OURS = ["admin-api-key", "secret-key", "textbridge.db", "textbridge.db-shm", "textbridge.db-wal"]
@@ -36,15 +32,7 @@ PRIVATE = {".": 0o700} | dict.fromkeys(OURS, 0o600)
 async def test_a_new_data_folder_and_its_files_are_the_owners_alone(tmp_path: Path) -> None:
     data = tmp_path / "new" / "data"
     settings = make_settings("", data, auto_migrate=True, secret_key=None)
-    app = create_app(settings)
-    async with (
-        LifespanManager(app, startup_timeout=30, shutdown_timeout=30),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app),
-            base_url=BASE_URL,
-            headers={"Authorization": f"Bearer {ADMIN_KEY}"},
-        ) as client,
-    ):
+    async with client_of(settings) as client:
         assert (await client.post("/v1/messages", json=SEND)).status_code == 202
         assert sorted(path.name for path in data.iterdir()) == OURS
         assert modes(data) == PRIVATE

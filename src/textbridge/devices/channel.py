@@ -36,7 +36,7 @@ _WAIT = 5.0  # seconds before a message no SIM could take is tried again
 # counts for TextLink's "queued" answer and a send's "channel" that much later; routing always
 # asks) ...
 _PHONELESS_SECONDS = 10.0
-_PHONELESS_KEPT = 10_000  # ... and this many accounts of each kind are remembered
+_PHONELESS_KEPT = 10_000  # ... and this many accounts are remembered
 
 
 @dataclass
@@ -113,10 +113,9 @@ class DeviceChannel:
         self.name = ChannelKind.DEVICE.value
         self.db = db
         self.settings = settings
-        # Accounts found without phones, and when: asking again on every TextLink send cost
-        # that route two thirds of its throughput on SQLite (a transaction per request).
-        self._phoneless: dict[str, float] = {}
-        self._with_phones: dict[str, float] = {}
+        # Accounts found with or without phones, and when: asking again on every send cost
+        # TextLink's route two thirds of its throughput on SQLite (a transaction per request).
+        self._known: dict[str, tuple[float, bool]] = {}
 
     async def start(self, reporter: ChannelReporter) -> None:
         pass
@@ -140,42 +139,39 @@ class DeviceChannel:
         """Whether the account has phones, so that routing gives its messages here: what was
         found is believed for ``_PHONELESS_SECONDS`` either way (asked on every send, it was
         a transaction per request on the send path; the dispatcher always asks afresh)."""
-        now = monotonic()
-        checked = self._phoneless.get(account_id)
-        if checked is not None and now - checked < _PHONELESS_SECONDS:
-            return False
-        checked = self._with_phones.get(account_id)
-        if checked is not None and now - checked < _PHONELESS_SECONDS:
-            return True
+        believed = self._believed(account_id)
+        if believed is not None:
+            return believed
 
         async def ask(session: Any) -> bool:
             return bool(await DeviceRepository(session).accounts_with_devices({account_id}))
 
-        if await self.db.run(ask):
-            if len(self._with_phones) >= _PHONELESS_KEPT:
-                self._with_phones.clear()
-            self._with_phones[account_id] = now
-            return True
-        self._remember_phoneless(account_id)
-        return False
+        found = await self.db.run(ask)
+        self._remember(account_id, found)
+        return found
 
-    def _remember_phoneless(self, account_id: str) -> None:
-        if len(self._phoneless) >= _PHONELESS_KEPT:
-            self._phoneless.clear()
-        self._phoneless[account_id] = monotonic()
+    def _believed(self, account_id: str) -> bool | None:
+        known = self._known.get(account_id)
+        if known is None or monotonic() - known[0] >= _PHONELESS_SECONDS:
+            return None
+        return known[1]
+
+    def _remember(self, account_id: str, has_phones: bool) -> None:
+        if len(self._known) >= _PHONELESS_KEPT:
+            self._known.clear()
+        self._known[account_id] = (monotonic(), has_phones)
 
     async def can_take_now(self, account_id: str, sim_card_id: int | None) -> bool | None:
         """Whether a SIM of the account's phones could take a message now (the one it pins,
         if that is the account's), by the rules of ``send``: TextLink's ``queued`` when not.
         None for an account without phones (its messages do not come here)."""
 
-        checked = self._phoneless.get(account_id)
-        if checked is not None and monotonic() - checked < _PHONELESS_SECONDS:
+        if self._believed(account_id) is False:
             return None
 
         async def ask(session: Any) -> bool | None:
             if not await DeviceRepository(session).accounts_with_devices({account_id}):
-                self._remember_phoneless(account_id)
+                self._remember(account_id, False)
                 return None
             senders = await self._senders(session, {account_id})
             return bool(able(account_id, sim_card_id, {s.id: s for s in senders}))
